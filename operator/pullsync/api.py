@@ -1,0 +1,147 @@
+"""The pullsync API contract in code: group, kinds, label and annotation names, reasons,
+and typed read-only views of the GitRepository and Sync specs.
+
+Everything users and acceptance checks rely on by name lives here (see shared/api.md),
+so that no other module spells these strings itself.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from pullsync import durations
+
+GROUP = "pullsync.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+FIELD_MANAGER = "pullsync"
+
+LABEL_NAME = "pullsync.dev/name"
+LABEL_NAMESPACE = "pullsync.dev/namespace"
+ANNOTATION_PRUNE = "pullsync.dev/prune"
+ANNOTATION_RECONCILE = "pullsync.dev/reconcile"
+ANNOTATION_FORCE = "pullsync.dev/force"
+ANNOTATION_REQUESTED_AT = "pullsync.dev/requestedAt"
+FINALIZER = "pullsync.dev/finalizer"
+
+# Condition types.
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+HEALTHY = "Healthy"
+FETCH_FAILED = "FetchFailed"
+
+# Condition reasons (PascalCase, as Flux).
+SUCCEEDED = "Succeeded"
+PROGRESSING = "Progressing"
+PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
+ARTIFACT_FAILED = "ArtifactFailed"
+BUILD_FAILED = "BuildFailed"
+VALIDATION_FAILED = "ValidationFailed"
+APPLY_FAILED = "ApplyFailed"
+PRUNE_FAILED = "PruneFailed"
+HEALTH_CHECK_FAILED = "HealthCheckFailed"
+ACCESS_DENIED = "AccessDenied"
+SOURCE_NOT_READY = "SourceNotReady"
+SUSPENDED = "Suspended"
+
+
+@dataclasses.dataclass(frozen=True)
+class GitRef:
+    """The ref to follow; at most one field is set (the schema enforces it)."""
+
+    branch: str | None = None
+    tag: str | None = None
+    semver: str | None = None
+    commit: str | None = None
+
+    def describe(self) -> str:
+        """A short human description, e.g. `branch main`."""
+        for kind in ("commit", "semver", "tag", "branch"):
+            value = getattr(self, kind)
+            if value:
+                return f"{kind} {value}"
+        return "the remote's HEAD branch"
+
+
+@dataclasses.dataclass(frozen=True)
+class GitRepositorySpec:
+    """A typed view of GitRepository.spec, validated."""
+
+    url: str
+    ref: GitRef
+    interval: float
+    timeout: float
+    secret_name: str | None
+    webhook_secret_name: str | None
+    suspend: bool
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> "GitRepositorySpec":
+        """Raise ValueError with a field-naming message if the spec is unusable."""
+        ref = spec.get("ref") or {}
+        return cls(
+            url=str(spec.get("url") or ""),
+            ref=GitRef(**{k: ref[k] for k in ("branch", "tag", "semver", "commit") if ref.get(k)}),
+            interval=_duration(spec, "interval", "1m"),
+            timeout=_duration(spec, "timeout", "60s"),
+            secret_name=(spec.get("secretRef") or {}).get("name"),
+            webhook_secret_name=(spec.get("webhookSecretRef") or {}).get("name"),
+            suspend=bool(spec.get("suspend", False)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncSpec:
+    """A typed view of Sync.spec, validated."""
+
+    source_name: str
+    source_namespace: str | None
+    path: str
+    prune: bool
+    interval: float
+    retry_interval: float
+    timeout: float
+    target_namespace: str | None
+    service_account_name: str | None
+    force: bool
+    suspend: bool
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> "SyncSpec":
+        """Raise ValueError with a field-naming message if the spec is unusable."""
+        source = spec.get("sourceRef") or {}
+        if source.get("kind", "GitRepository") != "GitRepository":
+            raise ValueError(f"spec.sourceRef.kind: {source.get('kind')!r} is not supported, use GitRepository")
+        interval = _duration(spec, "interval", "5m")
+        return cls(
+            source_name=str(source.get("name") or ""),
+            source_namespace=source.get("namespace") or None,
+            path=str(spec.get("path") or "./"),
+            prune=bool(spec.get("prune", False)),
+            interval=interval,
+            retry_interval=_duration(spec, "retryInterval", None) if spec.get("retryInterval") else interval,
+            timeout=_duration(spec, "timeout", "2m"),
+            target_namespace=spec.get("targetNamespace") or None,
+            service_account_name=spec.get("serviceAccountName") or None,
+            force=bool(spec.get("force", False)),
+            suspend=bool(spec.get("suspend", False)),
+        )
+
+
+def _duration(spec: Mapping[str, Any], field: str, default: str | None) -> float:
+    try:
+        return durations.parse(str(spec.get(field) or default))
+    except ValueError as e:
+        raise ValueError(f"spec.{field}: {e}") from None
+
+
+def owner_labels(name: str, namespace: str) -> dict[str, str]:
+    """The labels that mark an object as applied by the Sync `namespace/name`."""
+    return {LABEL_NAME: name, LABEL_NAMESPACE: namespace}
+
+
+def is_disabled(obj: Mapping[str, Any], annotation: str) -> bool:
+    """True when the object carries `annotation: disabled`."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(annotation) == "disabled"

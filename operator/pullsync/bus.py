@@ -1,0 +1,91 @@
+"""In-process signals between the operator's parts.
+
+GitRepository pollers publish `Artifact`s (revision events); each Sync subscribes to
+its source and is woken when a new revision lands. Per-object loops are also woken by
+watch events (spec or annotation changes) and by the webhook receiver. Everything is
+keyed by (kind, namespace, name) and lives in one event loop: no locks needed.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """A fetched revision: where its commit is cached and what it is called."""
+
+    url: str
+    revision: str  # <ref>@sha1:<sha>
+    short_revision: str  # <ref>@<12 hex>, for printer columns
+    commit: str
+    message: str
+
+
+class Bus:
+    """Wakers per object, the latest artifact per source, and who listens to which source."""
+
+    def __init__(self) -> None:
+        self._wakers: dict[Key, asyncio.Event] = {}
+        self._requested: set[Key] = set()
+        self._artifacts: dict[Key, Artifact] = {}
+        self._listeners: dict[Key, set[Key]] = {}
+
+    def waker(self, key: Key) -> asyncio.Event:
+        """The event that wakes the loop of `key` (created on first use)."""
+        return self._wakers.setdefault(key, asyncio.Event())
+
+    def wake(self, key: Key, *, request: bool = False) -> bool:
+        """Wake the loop of `key`; with `request`, ask it to act now. False if no loop runs."""
+        event = self._wakers.get(key)
+        if event is None:
+            return False
+        if request:
+            self._requested.add(key)
+        event.set()
+        return True
+
+    def take_request(self, key: Key) -> bool:
+        """True once after `wake(key, request=True)`."""
+        if key in self._requested:
+            self._requested.discard(key)
+            return True
+        return False
+
+    def forget(self, key: Key) -> None:
+        """Drop everything about `key` (its object was deleted or its loop stopped)."""
+        self._wakers.pop(key, None)
+        self._requested.discard(key)
+        self._artifacts.pop(key, None)
+        for listeners in self._listeners.values():
+            listeners.discard(key)
+
+    def publish(self, source: Key, artifact: Artifact) -> None:
+        """Record the latest artifact of `source` and wake every listener."""
+        self._artifacts[source] = artifact
+        for listener in self._listeners.get(source, ()):
+            self.wake(listener)
+
+    def artifact(self, source: Key) -> Artifact | None:
+        return self._artifacts.get(source)
+
+    def listen(self, listener: Key, source: Key) -> None:
+        """Make `listener` hear `source` (and only it)."""
+        for listeners in self._listeners.values():
+            listeners.discard(listener)
+        self._listeners.setdefault(source, set()).add(listener)
+
+
+Step = Callable[[], Awaitable[float]]  # one turn of a loop; returns seconds until the next
+
+
+async def run_loop(step: Step, wake: asyncio.Event) -> None:
+    """Run `step` forever: after each call wait for the delay it returns, or for `wake`."""
+    while True:
+        wake.clear()
+        delay = await step()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)

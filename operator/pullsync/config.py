@@ -1,0 +1,25 @@
+"""Operator-wide settings, from the command line of `pullsync run`."""
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What `pullsync run` was started with."""
+
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    kubeconfig: str | None = None
+    cache_dir: Path = Path("/tmp/pullsync-cache")  # noqa: S108 - overridden by --cache-dir
+    webhook_addr: str = "0.0.0.0:9292"
+    metrics_addr: str = "0.0.0.0:8080"
+    health_addr: str = "0.0.0.0:8081"
+    max_concurrency: int = 16
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """`host:port` -> (host, port); raise ValueError naming the address otherwise."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid address {addr!r}: use host:port, e.g. 127.0.0.1:9292")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104

@@ -1,0 +1,68 @@
+"""The operator's HTTP servers: health (`/healthz`, `/readyz`), metrics, the webhook receiver.
+
+Each runs on its own address (`--health-addr`, `--metrics-addr`, `--webhook-addr`).
+"""
+
+import asyncio
+import contextlib
+
+import prometheus_client
+from aiohttp import web
+
+from pullsync import config, webhook
+from pullsync.services import Services
+
+
+def health_app(ready: asyncio.Event) -> web.Application:
+    """`/healthz` answers while the event loop turns; `/readyz` once start-up finished."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready.is_set():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="starting\n")
+
+    application = web.Application()
+    application.router.add_get("/healthz", healthz)
+    application.router.add_get("/readyz", readyz)
+    return application
+
+
+def metrics_app() -> web.Application:
+    """Prometheus exposition of the default registry."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=prometheus_client.generate_latest(), content_type="text/plain", charset="utf-8")
+
+    application = web.Application()
+    application.router.add_get("/metrics", metrics)
+    return application
+
+
+class Servers:
+    """The three servers, started together and stopped together."""
+
+    def __init__(self) -> None:
+        self.runners: list[web.AppRunner] = []
+        self.ready = asyncio.Event()
+
+    async def start(self, services: Services) -> None:
+        cfg = services.config
+        for addr, application in (
+            (cfg.health_addr, health_app(self.ready)),
+            (cfg.metrics_addr, metrics_app()),
+            (cfg.webhook_addr, webhook.app(services)),
+        ):
+            host, port = config.split_addr(addr)
+            runner = web.AppRunner(application, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            self.runners.append(runner)
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        self.runners.clear()

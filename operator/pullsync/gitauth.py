@@ -1,0 +1,148 @@
+"""Git credentials from a Secret, and the pygit2 callbacks that use them.
+
+Secret keys (shared/api.md): `username` + `password` (HTTPS basic; a token goes in
+`password`), `bearerToken`, `identity` (SSH private key) + `known_hosts` (required for
+SSH) + optional `password` (key passphrase), `ca.crt`. Nothing here ever formats a
+credential into a message; `scrub()` removes them from text that came from elsewhere.
+"""
+
+import base64
+import dataclasses
+import re
+import time
+from collections.abc import Mapping
+
+import pygit2
+
+
+class GitFailure(Exception):
+    """A git operation failed; `cause` is one of auth, hostkey, connect, ref, timeout, other."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        self.cause = cause
+        super().__init__(message)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Credentials:
+    """Decoded Secret data; repr shows which keys are present, never their values."""
+
+    username: str | None = None
+    password: str | None = None
+    bearer_token: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    ca_cert: str | None = None
+
+    @classmethod
+    def from_secret(cls, data: Mapping[str, str]) -> "Credentials":
+        """Build from a Secret's base64 `data`."""
+
+        def get(key: str) -> str | None:
+            raw = data.get(key)
+            return base64.b64decode(raw).decode() if raw else None
+
+        return cls(
+            username=get("username"),
+            password=get("password"),
+            bearer_token=get("bearerToken"),
+            identity=get("identity"),
+            known_hosts=get("known_hosts"),
+            ca_cert=get("ca.crt"),
+        )
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for scrubbing text."""
+        return [v for v in (self.password, self.bearer_token, self.identity) if v]
+
+    def __repr__(self) -> str:
+        present = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+        return f"Credentials(keys={present})"
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user info (user:password@) replaced by `***@`."""
+    return _USERINFO.sub(r"\g<scheme>***@", url)
+
+
+def scrub(text: str, creds: Credentials | None) -> str:
+    """Remove URL user info and every credential value from `text`."""
+    text = redact_url(text)
+    for secret in creds.secrets() if creds else ():
+        for piece in {secret, secret.strip()}:
+            if len(piece) >= 4:
+                text = text.replace(piece, "***")
+    return text
+
+
+class Callbacks(pygit2.RemoteCallbacks):
+    """Credentials, host-key verification and a deadline for one git operation."""
+
+    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool) -> None:
+        super().__init__()
+        self.creds = creds or Credentials()
+        self.deadline = deadline
+        self.ssh = ssh
+        self.auth_attempts = 0
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise GitFailure("timeout", "timed out")
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: pygit2.enums.CredentialType
+    ) -> pygit2.Username | pygit2.UserPass | pygit2.Keypair:
+        self._check_deadline()
+        self.auth_attempts += 1
+        if self.auth_attempts > 1:
+            raise GitFailure("auth", "authentication failed: the server rejected the credentials")
+        c = self.creds
+        if allowed_types & pygit2.enums.CredentialType.SSH_MEMORY and c.identity:
+            return pygit2.KeypairFromMemory(
+                username_from_url or c.username or "git", None, c.identity, c.password or ""
+            )
+        if allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT and c.username and c.password:
+            return pygit2.UserPass(c.username, c.password)
+        if allowed_types & pygit2.enums.CredentialType.USERNAME:
+            return pygit2.Username(username_from_url or c.username or "git")
+        raise GitFailure("auth", "authentication required but the secretRef gives no usable credentials")
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        # pygit2's default accepts any SSH host key; libgit2 checks known_hosts and says `valid`.
+        if not valid:
+            what = "SSH host key" if self.ssh else "TLS certificate"
+            raise GitFailure("hostkey", f"{what} of {host.decode(errors='replace')} is not trusted")
+        return True
+
+    def custom_headers(self) -> list[str] | None:
+        if self.creds.bearer_token:
+            return [f"Authorization: Bearer {self.creds.bearer_token}"]
+        return None
+
+    def transfer_progress(self, stats: object) -> None:
+        self._check_deadline()
+
+    def sideband_progress(self, string: str) -> None:
+        self._check_deadline()
+
+
+_CAUSES = [
+    ("hostkey", re.compile(r"host ?key|known_hosts|certificate", re.I)),
+    ("auth", re.compile(r"auth|401|403|credential|permission denied|password|publickey", re.I)),
+    ("connect", re.compile(r"connect|resolve|unreachable|refused|name or service|timed out|reset|network", re.I)),
+    ("ref", re.compile(r"not found|404|does not appear|no such|repository", re.I)),
+]
+
+
+def classify(error: Exception, creds: Credentials | None) -> GitFailure:
+    """A GitFailure naming the cause of a pygit2 error, with credentials scrubbed."""
+    if isinstance(error, GitFailure):
+        return GitFailure(error.cause, scrub(str(error), creds))
+    text = scrub(str(error) or type(error).__name__, creds)
+    for cause, pattern in _CAUSES:
+        if pattern.search(text):
+            return GitFailure(cause, text)
+    return GitFailure("other", text)

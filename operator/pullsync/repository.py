@@ -1,0 +1,184 @@
+"""GitRepository reconciliation: poll the remote's refs, fetch new commits, publish them.
+
+One `RepositoryLoop` runs per GitRepository (as a step of `bus.run_loop`). A poll costs
+one ref listing; a shallow fetch happens only when the resolved commit is not cached.
+Each new revision is published on the bus (Syncs listen) and written to
+`status.artifact`. Failures keep the last artifact, back off, and say why in `Ready`.
+Status is written only when it changed, so an unchanged remote costs no API writes.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pullsync import api, bus, conditions, kube, source
+from pullsync.gitauth import Credentials, GitFailure, redact_url
+from pullsync.services import Services
+
+log = logging.getLogger("pullsync.repository")
+
+KIND = "GitRepository"
+T = TypeVar("T")
+
+
+class RepositoryLoop:
+    """The poller of one GitRepository; call it to take one turn."""
+
+    def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
+        self.services = services
+        self.namespace = namespace
+        self.name = name
+        self.body = body
+        self.key: bus.Key = (KIND, namespace, name)
+        self.url: str | None = None
+        self.seen: tuple[Any, ...] | None = None
+        self.next_due = 0.0
+        self.failures = 0
+        self.last_warning: str | None = None
+
+    async def __call__(self) -> float:
+        body = self.body()
+        meta = body.get("metadata", {})
+        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
+        seen = (meta.get("generation"), requested)
+        now = time.monotonic()
+        if seen == self.seen and now < self.next_due and not self.services.bus.take_request(self.key):
+            return float(self.next_due - now)
+        self.seen = seen
+        try:
+            spec = api.GitRepositorySpec.parse(body.get("spec") or {})
+        except ValueError as e:
+            await self.write_status(body, conditions.Outcome.failure(api.FETCH_FAILED, str(e), stalled=True), None)
+            self.next_due = now + 3600
+            return 3600
+        if spec.suspend:
+            await self.write_status(body, conditions.Outcome.failure(api.SUSPENDED, "polling is suspended"), None)
+            self.next_due = now + spec.interval
+            return spec.interval
+        self.track_url(spec.url)
+        started = time.monotonic()
+        try:
+            artifact = await self.poll(spec)
+        except GitFailure as e:
+            self.failures += 1
+            delay = min(spec.interval, 2.0 * float(2 ** min(self.failures, 8)))
+            message = f"{e.cause}: {e}" if e.cause not in str(e) else str(e)
+            message = f"failed to poll {redact_url(spec.url)}: {message}"
+            log.warning("GitRepository %s/%s: %s (retry in %.0fs)", self.namespace, self.name, message, delay)
+            outcome = conditions.Outcome(
+                "False", api.FETCH_FAILED, message, extra=((api.FETCH_FAILED, "True", api.FETCH_FAILED, message),)
+            )
+            await self.write_status(body, outcome, None, requested=requested)
+            if message != self.last_warning:
+                self.last_warning = message
+                await self.event(body, "Warning", api.FETCH_FAILED, message)
+        else:
+            self.failures = 0
+            self.last_warning = None
+            delay = spec.interval
+            outcome = conditions.Outcome.success(f"stored artifact for revision '{artifact.revision}'")
+            old = (body.get("status") or {}).get("artifact") or {}
+            if old.get("revision") != artifact.revision:
+                log.info(
+                    "GitRepository %s/%s: revision %s (%s) in %.2fs",
+                    self.namespace,
+                    self.name,
+                    artifact.revision,
+                    artifact.message,
+                    time.monotonic() - started,
+                )
+                await self.event(body, "Normal", "NewArtifact", f"revision {artifact.revision}: {artifact.message}")
+            await self.write_status(body, outcome, artifact, requested=requested)
+        self.next_due = time.monotonic() + delay
+        return delay
+
+    def track_url(self, url: str) -> None:
+        """Hold a share of the URL's cache; let go of the old one when the URL changed."""
+        owner = f"{self.namespace}/{self.name}"
+        if self.url != url:
+            if self.url is not None:
+                self.services.cache.release(self.url, owner)
+            self.services.cache.acquire(url, owner)
+            self.url = url
+
+    def release(self) -> None:
+        """The GitRepository is gone: free its cache share and its bus entries."""
+        if self.url is not None:
+            self.services.cache.release(self.url, f"{self.namespace}/{self.name}")
+        self.services.bus.forget(self.key)
+
+    async def poll(self, spec: api.GitRepositorySpec) -> bus.Artifact:
+        """List refs, resolve, fetch if the commit is new; publish and return the artifact."""
+        cache = self.services.cache
+        creds = await self.credentials(spec)
+        refs = await self.git(spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
+        resolved = source.resolve(refs, spec.ref)
+        if not cache.has_commit(spec.url, resolved.commit):
+            await self.git(spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
+        artifact = bus.Artifact(
+            url=spec.url,
+            revision=resolved.revision,
+            short_revision=resolved.short_revision,
+            commit=resolved.commit,
+            message=cache.message(spec.url, resolved.commit),
+        )
+        if self.services.bus.artifact(self.key) != artifact:
+            self.services.bus.publish(self.key, artifact)
+        return artifact
+
+    async def credentials(self, spec: api.GitRepositorySpec) -> Credentials | None:
+        if not spec.secret_name:
+            return None
+        secret = await self.services.client.get(kube.SECRETS, self.namespace, spec.secret_name)
+        if secret is None:
+            raise GitFailure("auth", f"secret {self.namespace}/{spec.secret_name} (spec.secretRef) not found")
+        return Credentials.from_secret(secret.get("data") or {})
+
+    @staticmethod
+    async def git(timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking git call in a thread, bounded by `timeout`."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout + 1)
+        except TimeoutError:
+            raise GitFailure("timeout", f"timed out after {timeout:g}s") from None
+
+    async def write_status(
+        self,
+        body: Mapping[str, Any],
+        outcome: conditions.Outcome,
+        artifact: bus.Artifact | None,
+        *,
+        requested: str | None = None,
+    ) -> None:
+        """Merge-patch status, only when something in it changed."""
+        old = body.get("status") or {}
+        meta = body.get("metadata", {})
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation"),
+            "conditions": conditions.build(outcome, generation=meta.get("generation"), previous=old.get("conditions")),
+        }
+        if artifact is not None:
+            same = (old.get("artifact") or {}).get("revision") == artifact.revision
+            status["artifact"] = {
+                "revision": artifact.revision,
+                "shortRevision": artifact.short_revision,
+                "commit": artifact.commit,
+                "message": artifact.message,
+                "lastUpdateTime": (old.get("artifact") or {}).get("lastUpdateTime") if same else conditions.now(),
+            }
+        if requested is not None:
+            status["lastHandledReconcileAt"] = requested
+        if all(old.get(k) == v for k, v in status.items()):
+            return
+        try:
+            await self.services.client.merge_patch(
+                kube.GITREPOSITORIES, self.namespace, self.name, {"status": status}, subresource="status"
+            )
+        except kube.ApiError as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        await self.services.client.post_event(involved=body, type_=type_, reason=reason, message=message)

@@ -1,0 +1,192 @@
+"""Git source: read remote refs cheaply, resolve a ref, shallow-fetch into a bare cache.
+
+Every function here blocks (pygit2); callers run them in a thread. One bare repository
+per URL is shared by every GitRepository that names that URL; a thread lock per URL
+keeps fetches into it serial. A poll costs one ref listing; a fetch (depth 1) happens
+only when the resolved commit is not in the cache yet.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+
+from pullsync import api, semver
+from pullsync.gitauth import Callbacks, Credentials, GitFailure, classify
+
+# libgit2's own socket timeouts (ms), process-wide; the per-operation deadline is ours.
+pygit2.settings.server_connect_timeout = 15_000
+pygit2.settings.server_timeout = 30_000
+
+_ssh_lock = threading.Lock()  # libgit2 reads known_hosts from a process-wide home dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A ref resolved against the remote: `name` for display, `refname` to fetch."""
+
+    name: str
+    refname: str | None  # None for a pinned commit
+    commit: str
+
+    @property
+    def revision(self) -> str:
+        return f"{self.name}@sha1:{self.commit}" if self.refname else f"sha1:{self.commit}"
+
+    @property
+    def short_revision(self) -> str:
+        return f"{self.name}@{self.commit[:12]}" if self.refname else self.commit[:12]
+
+
+def is_ssh(url: str) -> bool:
+    """ssh:// or scp-like user@host:path."""
+    return url.startswith("ssh://") or ("://" not in url and "@" in url.split(":", 1)[0] and ":" in url)
+
+
+class Cache:
+    """Bare repositories under `root`, one per URL, counted by their users."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._users: dict[str, set[str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self.fetches = 0  # how many fetches ran (polls without a new commit fetch nothing)
+
+    def path(self, url: str) -> Path:
+        return self.root / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
+
+    def acquire(self, url: str, user: str) -> None:
+        self._users.setdefault(url, set()).add(user)
+
+    def release(self, url: str, user: str) -> None:
+        """Forget `user`; the repository goes when nobody uses its URL any more."""
+        users = self._users.get(url, set())
+        users.discard(user)
+        if not users:
+            self._users.pop(url, None)
+            shutil.rmtree(self.path(url), ignore_errors=True)
+
+    def _repo(self, url: str) -> pygit2.Repository:
+        path = self.path(url)
+        if not (path / "HEAD").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return pygit2.init_repository(str(path), bare=True)
+        return pygit2.Repository(str(path))
+
+    @contextlib.contextmanager
+    def _remote(
+        self, url: str, creds: Credentials | None, timeout: float
+    ) -> Iterator[tuple[pygit2.Repository, pygit2.Remote, Callbacks]]:
+        ssh = is_ssh(url)
+        if ssh and not (creds and creds.known_hosts):
+            raise GitFailure("hostkey", "SSH needs known_hosts in the secretRef Secret: host keys are always verified")
+        lock = self._locks.setdefault(url, threading.Lock())
+        with lock, _ssh_lock if ssh else contextlib.nullcontext():
+            repo = self._repo(url)
+            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh)
+            if ssh:
+                assert creds is not None
+                assert creds.known_hosts is not None
+                home = self.root / ".ssh-home"
+                (home / ".ssh").mkdir(parents=True, exist_ok=True, mode=0o700)
+                (home / ".ssh" / "known_hosts").write_text(creds.known_hosts)
+                pygit2.settings.homedir = str(home)
+            try:
+                yield repo, repo.remotes.create_anonymous(url), callbacks
+            except Exception as e:
+                raise classify(e, creds) from None
+
+    def list_refs(self, url: str, creds: Credentials | None, timeout: float) -> dict[str, str]:
+        """Remote refs by name (peeled tags as `refs/tags/x^{}`), plus `HEAD -> refs/heads/...`."""
+        with self._remote(url, creds, timeout) as (_, remote, callbacks):
+            heads = remote.list_heads(callbacks=callbacks)
+        refs: dict[str, str] = {}
+        for head in heads:
+            refs[str(head.name)] = str(head.oid)
+            if head.name == "HEAD" and head.symref_target is not None:
+                refs["HEAD->"] = head.symref_target
+        return refs
+
+    def has_commit(self, url: str, commit: str) -> bool:
+        path = self.path(url)
+        if not (path / "HEAD").exists():
+            return False
+        try:
+            return isinstance(pygit2.Repository(str(path)).get(commit), pygit2.Commit)
+        except (pygit2.GitError, ValueError):
+            return False
+
+    def fetch(self, url: str, creds: Credentials | None, resolved: Resolved, timeout: float) -> None:
+        """Bring `resolved.commit` into the cache, shallow when the server allows it."""
+        with self._remote(url, creds, timeout) as (repo, remote, callbacks):
+            self.fetches += 1
+            if resolved.refname:
+                local = "refs/pullsync/" + resolved.refname.removeprefix("refs/")
+                remote.fetch([f"+{resolved.refname}:{local}"], callbacks=callbacks, depth=1)
+            else:
+                try:
+                    remote.fetch([resolved.commit], callbacks=callbacks, depth=1)
+                except pygit2.GitError:
+                    # Servers that refuse a want for a bare SHA: fetch the history and look.
+                    callbacks.auth_attempts = 0
+                    remote.fetch(["+refs/heads/*:refs/pullsync/heads/*"], callbacks=callbacks)
+            if not isinstance(repo.get(resolved.commit), pygit2.Commit):
+                raise GitFailure("ref", f"commit {resolved.commit} not found in the repository")
+            repo.references.create(f"refs/pullsync/pinned/{resolved.commit}", resolved.commit, force=True)
+
+    def message(self, url: str, commit: str) -> str:
+        """The first line of the commit message."""
+        obj = pygit2.Repository(str(self.path(url))).get(commit)
+        text = str(obj.message).strip() if isinstance(obj, pygit2.Commit) else ""
+        return text.splitlines()[0] if text else ""
+
+    def repository(self, url: str) -> pygit2.Repository:
+        return pygit2.Repository(str(self.path(url)))
+
+
+def resolve(refs: dict[str, str], ref: api.GitRef) -> Resolved:
+    """Pick the commit the GitRepository follows from the remote's refs (pure)."""
+    if ref.commit:
+        return Resolved(ref.commit, None, ref.commit)
+    if ref.semver:
+        tags = [
+            name.removeprefix("refs/tags/")
+            for name in refs
+            if name.startswith("refs/tags/") and not name.endswith("^{}")
+        ]
+        try:
+            tag = semver.newest(tags, ref.semver)
+        except ValueError as e:
+            raise GitFailure("ref", str(e)) from None
+        if tag is None:
+            raise GitFailure("ref", f"no tag matches semver range {ref.semver!r}")
+        return _tag(refs, tag)
+    if ref.tag:
+        if f"refs/tags/{ref.tag}" not in refs:
+            raise GitFailure("ref", f"tag {ref.tag!r} not found on the remote")
+        return _tag(refs, ref.tag)
+    branch = ref.branch
+    if branch is None:
+        target = refs.get("HEAD->")
+        if target is None:
+            head = refs.get("HEAD")
+            candidates = sorted(n for n, oid in refs.items() if n.startswith("refs/heads/") and oid == head)
+            target = candidates[0] if candidates else None
+        if target is None:
+            raise GitFailure("ref", "the remote has no HEAD branch; set spec.ref.branch")
+        branch = target.removeprefix("refs/heads/")
+    refname = f"refs/heads/{branch}"
+    if refname not in refs:
+        raise GitFailure("ref", f"branch {branch!r} not found on the remote")
+    return Resolved(branch, refname, refs[refname])
+
+
+def _tag(refs: dict[str, str], tag: str) -> Resolved:
+    refname = f"refs/tags/{tag}"
+    return Resolved(tag, refname, refs.get(refname + "^{}", refs[refname]))

@@ -1,0 +1,57 @@
+"""Fixtures for all tests: the local control plane, git servers and the operator are
+session-wide (one of each per run); every e2e test gets its own namespace."""
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from support import wait
+from support.cluster import ROOT, Cluster
+from support.git import HttpGitServer, SshGitServer
+from support.operator import Operator
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    """The local control plane, up (reused if running), with pullsync's CRDs installed."""
+    c = Cluster.up()
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev"):
+        c.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    return c
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster) -> Iterator[Operator]:
+    """The operator in this process, with its own identity (for request counting)."""
+    op = Operator(cluster.kubeconfig.parent / "operator.kubeconfig").start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test; deleted afterwards (without waiting)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{slug}-{secrets.token_hex(3)}"
+    cluster.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    wait.until(lambda: cluster.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), what="default SA")
+    yield name
+    cluster.api("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="session")
+def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpGitServer]:
+    server = HttpGitServer(tmp_path_factory.mktemp("git-http"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def git_ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGitServer]:
+    server = SshGitServer(tmp_path_factory.mktemp("git-ssh"))
+    server.wait_ready()
+    yield server
+    server.stop()

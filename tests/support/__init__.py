@@ -1,0 +1,1 @@
+"""Helpers shared by pullsync's tests: the local control plane, git servers, the operator."""

