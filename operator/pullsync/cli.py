@@ -67,8 +67,6 @@ def run(cfg: config.Config) -> int:
 
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("kopf").setLevel(logging.WARNING)  # Kopf's per-handler chatter
-    if cfg.kubeconfig:
-        os.environ["KUBECONFIG"] = cfg.kubeconfig
     kopf.run(
         standalone=True,
         clusterwide=not cfg.namespaces,

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, bus, reconcile, repository
+from pullsync import api, bus, kube, reconcile, repository
 from pullsync.endpoints import Servers
 from pullsync.services import Services
 
@@ -32,13 +32,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=api.GROUP, key="last-handled-configuration"
     )
-    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
     memo.services = await Services.start(memo.config)
     memo.servers = Servers()
     await memo.servers.start(memo.services)
     memo.servers.ready.set()
     namespaces = ", ".join(memo.config.namespaces) or "all namespaces"
     log.info("pullsync started: watching %s, API server %s", namespaces, memo.services.client.server)
+
+
+@kopf.on.login()
+async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf's own connection, from the same kubeconfig (or in-cluster config) as the engine's."""
+    cfg = await kube.load_configuration(memo.config.kubeconfig)
+    token = await kube.bearer_token(cfg)
+    return kopf.ConnectionInfo(
+        server=str(cfg.host),
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme="Bearer" if token else None,
+        token=token.removeprefix("Bearer ") if token else None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
 
 
 @kopf.on.cleanup()

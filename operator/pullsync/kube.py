@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -111,6 +112,27 @@ class Discovery:
 AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
 
 
+async def load_configuration(kubeconfig: str | None) -> Configuration:
+    """Connection settings the way kubectl finds them: the file given, $KUBECONFIG,
+    ~/.kube/config, else the pod's ServiceAccount."""
+    cfg = Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")  # read now, not at import time
+    try:
+        await kube_config.load_kube_config(config_file=path, client_configuration=cfg)
+    except kube_config.ConfigException:
+        if path:
+            raise
+        kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return cfg
+
+
+async def bearer_token(cfg: Configuration) -> str | None:
+    """The current `Bearer ...` value (refreshed for in-cluster and exec credentials)."""
+    settings = await cfg.auth_settings()
+    token = settings.get("BearerToken", {}).get("value")
+    return str(token) if token else None
+
+
 class Client:
     """An API client; create with `connect()`, close with `close()`."""
 
@@ -133,13 +155,7 @@ class Client:
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> "Client":
         """Credentials from `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
-        cfg = Configuration()
-        try:
-            await kube_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        except kube_config.ConfigException:
-            if kubeconfig:
-                raise
-            kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        cfg = await load_configuration(kubeconfig)
         context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else None
         if context is not None and cfg.cert_file:
             context.load_cert_chain(cfg.cert_file, cfg.key_file)
@@ -147,9 +163,7 @@ class Client:
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
 
         async def auth() -> dict[str, str]:
-            settings = await cfg.auth_settings()
-            token = settings.get("BearerToken", {}).get("value")
-            return {"Authorization": token} if token else {}
+            return {"Authorization": token} if (token := await bearer_token(cfg)) else {}
 
         return cls(server=str(cfg.host), session=session, auth=auth, discovery=Discovery())
 

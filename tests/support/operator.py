@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -58,7 +57,6 @@ class Operator:
         )
 
     def start(self) -> "Operator":
-        os.environ["KUBECONFIG"] = str(self.config.kubeconfig)  # Kopf's own login reads it
         logging.getLogger().addHandler(self.logs)
         logging.getLogger().setLevel(logging.DEBUG)
         self.thread.start()

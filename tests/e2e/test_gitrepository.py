@@ -1,0 +1,332 @@
+"""GitRepository end to end: real git servers (smart HTTP with basic auth, SSH with host
+keys), the real API server, the operator in this process."""
+
+import hashlib
+import hmac
+import json
+import secrets
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from support import wait
+from support.cluster import Cluster, condition, gitrepo_path
+from support.git import HttpGitServer, Repo, SshGitServer
+from support.operator import Operator
+
+PASSWORD_SECRET = "git-creds"
+
+
+def make_repo(git_http: HttpGitServer) -> tuple[str, Repo, str]:
+    name = f"r{secrets.token_hex(4)}"
+    repo = git_http.repo(name)
+    commit = repo.commit({"deploy/cm.yaml": "kind: ConfigMap\n"}, "first commit")
+    return name, repo, commit
+
+
+def create(cluster: Cluster, namespace: str, spec: dict[str, Any], name: str = "app") -> None:
+    cluster.apply(
+        {
+            "apiVersion": "pullsync.dev/v1alpha1",
+            "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
+        gitrepo_path(namespace, name),
+    )
+
+
+def http_spec(cluster: Cluster, namespace: str, git_http: HttpGitServer, name: str, **extra: Any) -> dict[str, Any]:
+    cluster.secret(namespace, PASSWORD_SECRET, {"username": git_http.username, "password": git_http.password})
+    return {"url": git_http.url(name), "interval": "1h", "secretRef": {"name": PASSWORD_SECRET}, **extra}
+
+
+def artifact(cluster: Cluster, namespace: str, name: str = "app") -> dict[str, Any]:
+    return dict(((cluster.get(gitrepo_path(namespace, name)) or {}).get("status") or {}).get("artifact") or {})
+
+
+def wait_commit(cluster: Cluster, namespace: str, commit: str, timeout: float = 30) -> dict[str, Any]:
+    return wait.until(
+        lambda: (a := artifact(cluster, namespace)).get("commit") == commit and a,
+        timeout=timeout,
+        what=f"artifact {commit}",
+    )
+
+
+def wait_failed(cluster: Cluster, namespace: str, words: str) -> dict[str, Any]:
+    def failed() -> dict[str, Any]:
+        ready = condition(cluster.get(gitrepo_path(namespace, "app")))
+        assert ready.get("status") == "False", ready
+        assert words in ready["message"], ready
+        return ready
+
+    return wait.until(failed, timeout=30, what=f"Ready=False with {words!r}")
+
+
+def request_reconcile(cluster: Cluster, namespace: str) -> str:
+    stamp = secrets.token_hex(4)
+    cluster.api(
+        "PATCH",
+        gitrepo_path(namespace, "app"),
+        {"metadata": {"annotations": {"pullsync.dev/requestedAt": stamp}}},
+        content_type="application/merge-patch+json",
+    )
+    return stamp
+
+
+def test_a_new_repository_gets_an_artifact_at_the_head_commit(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    got = wait_commit(cluster, namespace, commit)
+    assert got["revision"] == f"main@sha1:{commit}"
+    assert got["message"] == "first commit"
+    obj = cluster.get(gitrepo_path(namespace, "app"))
+    assert condition(obj)["status"] == "True"
+    assert condition(obj)["reason"] == "Succeeded"
+    assert obj is not None
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    row = cluster.kubectl("get", "gitrepo", "app", "-n", namespace).stdout.splitlines()[1]
+    assert f"main@{commit[:12]}" in row
+    assert "True" in row
+
+
+def test_a_push_is_picked_up_within_one_interval_and_other_branches_are_ignored(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, repo, first = make_repo(git_http)
+    create(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "2s"})
+    wait_commit(cluster, namespace, first)
+    second = repo.commit({"deploy/cm.yaml": "kind: ConfigMap\nv: 2\n"}, "second")
+    wait_commit(cluster, namespace, second, timeout=2 + 3)
+    listings = sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p)
+    repo.commit({"other.txt": "x"}, "on a feature branch", branch="feature")
+    # Two more polls after the push to another branch: the artifact must not move.
+    wait.until(
+        lambda: sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p) >= listings + 2,
+        timeout=10,
+        what="two more polls",
+    )
+    assert artifact(cluster, namespace)["commit"] == second
+
+
+def test_polling_an_unchanged_remote_fetches_nothing(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    create(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "1s"})
+    wait_commit(cluster, namespace, commit)
+    fetches = git_http.fetches(name)
+    assert fetches >= 1
+
+    def polls() -> int:
+        return sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p)
+
+    before = polls()
+    wait.until(lambda: polls() >= before + 3, timeout=10, what="three more polls")
+    assert git_http.fetches(name) == fetches
+
+
+@pytest.mark.parametrize(
+    ("case", "ref_of"),
+    [
+        ("a tag picks the tagged commit", lambda tags: {"tag": "v1.0.0"}),
+        ("a semver range picks the newest matching tag", lambda tags: {"semver": ">=1.0.0 <2.0.0"}),
+        ("an exact commit pins it", lambda tags: {"commit": tags["v1.0.0"]}),
+    ],
+)
+def test_tags_semver_and_commits_pick_the_right_revision(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, case: str, ref_of: Any
+) -> None:
+    name, repo, _ = make_repo(git_http)
+    tags = {"v1.0.0": repo.tag("v1.0.0")}
+    repo.commit({"a": "1"}, "1.2")
+    tags["v1.2.0"] = repo.tag("v1.2.0", annotated=False)
+    repo.commit({"a": "2"}, "2.0")
+    tags["v2.0.0"] = repo.tag("v2.0.0")
+    repo.commit({"a": "3"}, "head of main")
+    ref = ref_of(tags)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, ref=ref))
+    expected = {"tag": "v1.0.0", "semver": "v1.2.0", "commit": "v1.0.0"}[next(iter(ref))]
+    got = wait_commit(cluster, namespace, tags[expected])
+    if "commit" not in ref:
+        assert got["revision"] == f"{expected}@sha1:{tags[expected]}"
+
+
+def test_ssh_with_the_right_known_hosts_works(
+    cluster: Cluster, operator: Operator, namespace: str, git_ssh: SshGitServer
+) -> None:
+    repo = Repo(git_ssh.root / "ssh-ok.git")
+    commit = repo.commit({"x.yaml": "a: 1\n"}, "over ssh")
+    cluster.secret(namespace, "ssh", {"identity": git_ssh.identity(), "known_hosts": git_ssh.known_hosts()})
+    create(cluster, namespace, {"url": git_ssh.url("ssh-ok"), "interval": "1h", "secretRef": {"name": "ssh"}})
+    wait_commit(cluster, namespace, commit)
+
+
+@pytest.mark.parametrize(
+    ("case", "known_hosts", "words"),
+    [
+        ("a wrong host key", "wrong", "SSH host key of 127.0.0.1 is not trusted"),
+        ("no known_hosts", None, "SSH needs known_hosts"),
+    ],
+)
+def test_ssh_refuses_an_unverified_host_key(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    git_ssh: SshGitServer,
+    tmp_path: Any,
+    case: str,
+    known_hosts: str | None,
+    words: str,
+) -> None:
+    Repo(git_ssh.root / "ssh-refused.git").commit({"x": "1"}) if not (
+        git_ssh.root / "ssh-refused.git"
+    ).exists() else None
+    data = {"identity": git_ssh.identity()}
+    if known_hosts == "wrong":
+        other = SshGitServer(tmp_path)  # another host key, same address pattern
+        data["known_hosts"] = other.known_hosts().replace(f":{other.port}]", f":{git_ssh.port}]")
+        other.stop()
+    cluster.secret(namespace, "ssh", data)
+    create(cluster, namespace, {"url": git_ssh.url("ssh-refused"), "interval": "1h", "secretRef": {"name": "ssh"}})
+    ready = wait_failed(cluster, namespace, words)
+    assert ready["reason"] == "FetchFailed"
+    assert not artifact(cluster, namespace)
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate", "words"),
+    [
+        (
+            "a wrong password",
+            lambda spec, c, ns: c.secret(ns, PASSWORD_SECRET, {"username": "git", "password": "WRONG-pa55word-xyz"}),
+            "authentication failed",
+        ),
+        (
+            "an unreachable host",
+            lambda spec, c, ns: spec.update(url="http://127.0.0.1:9/nothing.git"),
+            "failed to poll http://127.0.0.1:9/nothing.git",
+        ),
+        ("a missing branch", lambda spec, c, ns: spec.update(ref={"branch": "nope"}), "branch 'nope' not found"),
+        (
+            "a missing Secret",
+            lambda spec, c, ns: spec.update(secretRef={"name": "absent"}),
+            "secret {ns}/absent (spec.secretRef) not found",
+        ),
+    ],
+)
+def test_failures_say_what_went_wrong_without_leaking_credentials(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, case: str, mutate: Any, words: str
+) -> None:
+    name, _, _ = make_repo(git_http)
+    spec = http_spec(cluster, namespace, git_http, name)
+    mutate(spec, cluster, namespace)
+    create(cluster, namespace, spec)
+    ready = wait_failed(cluster, namespace, words.format(ns=namespace))
+    assert ready["reason"] == "FetchFailed"
+    obj = cluster.get(gitrepo_path(namespace, "app"))
+    assert condition(obj, "FetchFailed")["status"] == "True"
+    events = wait.until(lambda: [e for e in cluster.events(namespace) if e["reason"] == "FetchFailed"], what="event")
+    everything = json.dumps(obj) + json.dumps(events) + operator.log_text()
+    for secret in (git_http.password, "WRONG-pa55word-xyz"):
+        assert secret not in everything
+
+
+def test_the_last_good_artifact_stays_when_the_remote_fails(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    wait_commit(cluster, namespace, commit)
+    cluster.secret(namespace, PASSWORD_SECRET, {"username": "git", "password": "no-longer-valid"})
+    request_reconcile(cluster, namespace)
+    wait_failed(cluster, namespace, "authentication failed")
+    assert artifact(cluster, namespace)["commit"] == commit
+
+
+def test_requested_at_triggers_a_poll_and_is_echoed(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, repo, first = make_repo(git_http)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    wait_commit(cluster, namespace, first)
+    second = repo.commit({"b": "2"}, "second")
+    stamp = request_reconcile(cluster, namespace)
+    wait_commit(cluster, namespace, second, timeout=10)
+    status = wait.until(lambda: (cluster.get(gitrepo_path(namespace, "app")) or {}).get("status"), what="status")
+    assert wait.until(
+        lambda: (cluster.get(gitrepo_path(namespace, "app")) or {})["status"].get("lastHandledReconcileAt") == stamp
+    )
+    assert status
+
+
+def test_suspend_stops_polling(cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer) -> None:
+    name, _, commit = make_repo(git_http)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=True))
+    ready = wait.until(lambda: condition(cluster.get(gitrepo_path(namespace, "app"))), what="Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Suspended")
+    assert git_http.fetches(name) == 0
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=False))
+    wait_commit(cluster, namespace, commit)
+
+
+def test_deleting_a_gitrepository_does_not_hang(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    wait_commit(cluster, namespace, commit)
+    cache = operator.config.cache_dir
+    assert any(cache.glob("*.git"))
+    cluster.api("DELETE", gitrepo_path(namespace, "app"))
+    wait.until(lambda: cluster.get(gitrepo_path(namespace, "app")) is None, timeout=15, what="deletion")
+
+
+def post_hook(operator: Operator, path: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{operator.webhook_port}{path}", data=body, method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_a_signed_webhook_call_triggers_a_poll_at_once(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, forge: str
+) -> None:
+    name, repo, first = make_repo(git_http)
+    cluster.secret(namespace, "hook", {"token": "hook-token-123"})
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
+    wait_commit(cluster, namespace, first)
+    second = repo.commit({"c": "3"}, "pushed")
+    body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
+    if forge == "github":
+        signature = hmac.new(b"hook-token-123", body, hashlib.sha256).hexdigest()
+        headers = {"X-Hub-Signature-256": f"sha256={signature}", "X-GitHub-Event": "push"}
+    else:
+        headers = {"X-Gitlab-Token": "hook-token-123", "X-Gitlab-Event": "Push Hook"}
+    assert post_hook(operator, f"/hooks/{namespace}/app", body, headers) == 202
+    wait_commit(cluster, namespace, second, timeout=10)  # the interval is 1h
+
+
+def test_the_webhook_refuses_bad_signatures_unknown_repositories_and_large_bodies(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, first = make_repo(git_http)
+    cluster.secret(namespace, "hook", {"token": "hook-token-123"})
+    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
+    wait_commit(cluster, namespace, first)
+    polls = len(git_http.requests)
+    bad = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    assert post_hook(operator, f"/hooks/{namespace}/app", b"{}", bad) == 401
+    assert post_hook(operator, f"/hooks/{namespace}/app", b"{}", {}) == 401
+    assert post_hook(operator, f"/hooks/{namespace}/nope", b"{}", bad) == 404
+    assert post_hook(operator, f"/hooks/{namespace}/app", b"x" * (2 * 1024 * 1024), bad) == 413
+    assert len(git_http.requests) == polls
