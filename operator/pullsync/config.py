@@ -3,6 +3,8 @@
 import dataclasses
 from pathlib import Path
 
+from pullsync.render import Limits
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -15,6 +17,8 @@ class Config:
     metrics_addr: str = "0.0.0.0:8080"
     health_addr: str = "0.0.0.0:8081"
     max_concurrency: int = 16
+    allow_cross_namespace_refs: bool = False
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
 
 def split_addr(addr: str) -> tuple[str, int]:

@@ -93,6 +93,19 @@ async def sync(*, body: kopf.Body, memo: Any, **_: Any) -> None:
             services.bus.forget(loop.key)
 
 
+@kopf.on.delete(api.GROUP, api.VERSION, "syncs", retries=5, backoff=5)
+async def sync_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """With `prune: true`, delete what the Sync applied. Gives up after a few tries, so the
+    Sync's deletion never hangs (what could not be deleted is logged and stays)."""
+    if not body.get("spec", {}).get("prune"):
+        return
+    result = await reconcile.prune_all(memo.services, body)
+    namespace, name = body.metadata["namespace"], body.metadata["name"]
+    log.info("Sync %s/%s deleted: pruned %d objects", namespace, name, len(result.pruned))
+    if result.failures:
+        raise kopf.TemporaryError("prune failed: " + "; ".join(result.failures[:5]), delay=5)
+
+
 @kopf.on.event(api.GROUP, api.VERSION, "syncs")
 async def sync_event(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.services.bus.wake((reconcile.KIND, body.metadata["namespace"], body.metadata["name"]))

@@ -287,6 +287,18 @@ class Client:
         )
         return result
 
+    async def patch_status(
+        self, res: Resource, namespace: str, name: str, status: Mapping[str, Any], *, previous: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch `status` unless every field of it already has that value; 404 ignored."""
+        if all(previous.get(k) == v for k, v in status.items()):
+            return
+        try:
+            await self.merge_patch(res, namespace, name, {"status": status}, subresource="status")
+        except ApiError as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
     async def post_event(self, *, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on `involved` (best effort: failures are ignored)."""
         meta = involved["metadata"]

@@ -1,38 +1,270 @@
-"""Sync reconciliation (placeholder until the Sync pipeline lands): marks Ready=Unknown."""
+"""Sync reconciliation: a linear pipeline (source, render, validate, apply, prune) and
+one place that writes status.
 
+One `SyncLoop` runs per Sync. It reconciles when the spec or the requestedAt annotation
+changes, when its GitRepository publishes a new revision, every `interval` (drift
+correction) and `retryInterval` after a failure. Each step that fails returns an
+`Outcome` with its reason; nothing is written before every object validated, and the
+last applied revision stays in place when a new one is bad.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pullsync import api, conditions, kube
+from pullsync import api, apply, bus, conditions, events, inventory, kube, plan, render
+from pullsync.conditions import Outcome
 from pullsync.services import Services
 
+log = logging.getLogger("pullsync.sync")
+
 KIND = "Sync"
+STAGE_REASONS = {
+    "render": api.BUILD_FAILED,
+    "validate": api.VALIDATION_FAILED,
+    "apply": api.APPLY_FAILED,
+    "prune": api.PRUNE_FAILED,
+}
+
+
+@dataclasses.dataclass
+class Result:
+    """What one reconcile did, for status and events."""
+
+    outcome: Outcome
+    revision: str | None = None  # attempted
+    applied: bool = False
+    entries: list[inventory.Entry] | None = None  # the new inventory; None: keep the old one
+    plan: dict[str, int] | None = None
+    changes: list[str] = dataclasses.field(default_factory=list)
+
+
+def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kube.Client:
+    """The client a Sync acts with: its ServiceAccount's identity when it names one."""
+    if not spec.service_account_name:
+        return services.client
+    return services.client.impersonating(
+        f"system:serviceaccount:{namespace}:{spec.service_account_name}",
+        ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+    )
 
 
 class SyncLoop:
-    """The loop of one Sync; call it to take one turn."""
+    """The reconciler of one Sync; call it to take one turn."""
 
     def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
         self.services = services
         self.namespace = namespace
         self.name = name
         self.body = body
-        self.key = (KIND, namespace, name)
+        self.key: bus.Key = (KIND, namespace, name)
+        self.seen: tuple[Any, ...] | None = None
+        self.next_due = 0.0
+        self.events = events.Recorder(services.client)
+        self.stage = "render"
 
     async def __call__(self) -> float:
         body = self.body()
+        meta = body.get("metadata", {})
+        if meta.get("deletionTimestamp"):
+            return 3600.0  # the delete handler prunes, if asked to
+        try:
+            spec = api.SyncSpec.parse(body.get("spec") or {})
+        except ValueError as e:
+            await self.finish(body, Result(Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)))
+            return 3600.0
+        source_key: bus.Key = ("GitRepository", spec.source_namespace or self.namespace, spec.source_name)
+        self.services.bus.listen(self.key, source_key)
+        artifact = self.services.bus.artifact(source_key)
+        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
+        seen = (meta.get("generation"), requested, artifact)
+        now = time.monotonic()
+        if seen == self.seen and now < self.next_due:
+            return self.next_due - now
+        self.seen = seen
+        result = await self.reconcile(body, spec, source_key, artifact)
+        if result is None:  # waiting for the poller to publish: it wakes us
+            self.seen = None
+            return spec.retry_interval
+        await self.finish(body, result, requested=requested)
+        delay = spec.interval if result.outcome.ready == "True" else spec.retry_interval
+        self.next_due = time.monotonic() + delay
+        return delay
+
+    async def reconcile(
+        self, body: Mapping[str, Any], spec: api.SyncSpec, source_key: bus.Key, artifact: bus.Artifact | None
+    ) -> Result | None:
+        if spec.suspend:
+            return Result(Outcome.failure(api.SUSPENDED, "reconciliation is suspended"))
+        if source_key[1] != self.namespace and not self.services.config.allow_cross_namespace_refs:
+            message = (
+                f"spec.sourceRef: GitRepository {source_key[1]}/{source_key[2]} is in another namespace; "
+                "the operator does not allow cross-namespace references (--allow-cross-namespace-refs)"
+            )
+            return Result(Outcome.failure(api.ACCESS_DENIED, message, stalled=True))
+        if artifact is None:
+            return await self.source_not_ready(source_key)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(self.pipeline(body, spec, artifact), spec.timeout)
+        except TimeoutError:
+            message = f"timed out after {spec.timeout:g}s during {self.stage} (spec.timeout)"
+            result = Result(Outcome.failure(STAGE_REASONS[self.stage], message), revision=artifact.revision)
+        except kube.ApiError as e:
+            reason = api.ACCESS_DENIED if e.status == 403 else STAGE_REASONS[self.stage]
+            result = Result(Outcome.failure(reason, f"{self.stage}: {e}"), revision=artifact.revision)
+        elapsed = time.monotonic() - started
+        level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
+        log.log(level, "Sync %s/%s: %s (%.2fs)", self.namespace, self.name, result.outcome.message, elapsed)
+        return result
+
+    async def source_not_ready(self, source_key: bus.Key) -> Result | None:
+        repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
+        if repo is None:
+            message = f"GitRepository {source_key[1]}/{source_key[2]} not found"
+        elif (repo.get("status") or {}).get("artifact"):
+            return None  # it has a revision that this process has not fetched yet
+        else:
+            _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
+            message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
+        return Result(Outcome.failure(api.SOURCE_NOT_READY, message))
+
+    async def pipeline(self, body: Mapping[str, Any], spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
+        """Render, validate, apply (staged), prune. Returns what happened; never half-validates."""
+        cfg = self.services.config
+        client = acting_client(self.services, self.namespace, spec)
+        old_inventory = inventory.load(body.get("status"))
+        revision = artifact.revision
+
+        def failed(reason: str, message: str, entries: list[inventory.Entry] | None = None) -> Result:
+            return Result(Outcome.failure(reason, message), revision=revision, entries=entries)
+
+        self.stage = "render"
+        try:
+            docs = await asyncio.to_thread(
+                render.render,
+                self.services.cache.repository(artifact.url),
+                artifact.commit,
+                spec.path,
+                sync_name=self.name,
+                sync_namespace=self.namespace,
+                limits=cfg.limits,
+            )
+        except render.RenderError as e:
+            return failed(api.BUILD_FAILED, str(e))
+        if not docs:
+            return failed(
+                api.BUILD_FAILED,
+                f"no objects found under {spec.path!r} at {revision}; refusing to apply an empty set (nothing pruned)",
+            )
+
+        self.stage = "validate"
+        try:
+            items = await plan.prepare(client, docs, target_namespace=spec.target_namespace or self.namespace)
+            await plan.dry_run(
+                client, [i for i in items if not i.deferred], force=spec.force, concurrency=cfg.max_concurrency
+            )
+        except plan.PlanError as e:
+            return failed(e.reason, str(e))
+
+        self.stage = "apply"
+        applied: list[plan.Item] = []
+        try:
+            applied += await apply.apply(client, [i for i in items if i.stage == 1], concurrency=cfg.max_concurrency)
+            await apply.wait_established(client, items, timeout=spec.timeout)
+            deferred = [i for i in items if i.deferred]
+            for item in deferred:
+                item.resource = await client.resource(item.obj["apiVersion"], item.obj["kind"])
+                if item.resource is None:
+                    raise plan.PlanError(api.VALIDATION_FAILED, f"{item.doc.where}: unknown kind {item.obj['kind']}")
+            await plan.dry_run(client, deferred, force=spec.force, concurrency=cfg.max_concurrency)
+            applied += await apply.apply(client, [i for i in items if i.stage == 2], concurrency=cfg.max_concurrency)
+        except (plan.PlanError, apply.ApplyError) as e:
+            written = applied + (e.applied if isinstance(e, apply.ApplyError) else [])
+            entries = old_inventory + [i.entry for i in written]
+            note = f" (applied before the failure: {', '.join(i.entry.describe() for i in written)})" if written else ""
+            return failed(e.reason, f"{e}{note}", entries)
+
+        self.stage = "prune"
+        desired = [i.entry for i in items]
+        pruned = apply.PruneResult()
+        if spec.prune:
+            pruned = await apply.prune(
+                client,
+                inventory.stale(old_inventory, desired),
+                sync_name=self.name,
+                sync_namespace=self.namespace,
+                concurrency=cfg.max_concurrency,
+            )
+        changes = [f"{i.entry.describe()} {self.verb(i)}" for i in applied] + [
+            f"{e.describe()} pruned" for e in pruned.pruned
+        ]
+        summary = {
+            "objects": len(items),
+            "changed": sum(1 for i in items if i.changed),
+            "operations": sum(len(i.patch) + int(i.recreate) for i in items if i.changed),
+            "created": sum(1 for i in items if i.live is None),
+            "pruned": len(pruned.pruned),
+        }
+        entries = desired + pruned.kept
+        if pruned.failures:
+            outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
+            return Result(outcome, revision=revision, entries=entries, plan=summary, changes=changes)
+        return Result(
+            Outcome.success(f"Applied revision: {revision}"),
+            revision=revision,
+            applied=True,
+            entries=entries,
+            plan=summary,
+            changes=changes,
+        )
+
+    @staticmethod
+    def verb(item: plan.Item) -> str:
+        if item.recreate:
+            return "recreated"
+        return "created" if item.live is None else "configured"
+
+    async def finish(self, body: Mapping[str, Any], result: Result, *, requested: str | None = None) -> None:
+        """The one place that writes status and events."""
+        old = body.get("status") or {}
         generation = body.get("metadata", {}).get("generation")
-        status = body.get("status") or {}
-        if status.get("observedGeneration") != generation:
-            outcome = conditions.Outcome.progressing("reconciliation is not implemented yet")
-            patch = {
-                "status": {
-                    "observedGeneration": generation,
-                    "conditions": conditions.build(outcome, generation=generation, previous=status.get("conditions")),
-                }
-            }
-            await self.services.client.merge_patch(kube.SYNCS, self.namespace, self.name, patch, subresource="status")
-        return 3600.0
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "conditions": conditions.build(result.outcome, generation=generation, previous=old.get("conditions")),
+        }
+        if result.revision is not None:
+            status["lastAttemptedRevision"] = result.revision
+        if result.applied:
+            status["lastAppliedRevision"] = result.revision
+        if result.entries is not None:
+            status["inventory"] = inventory.dump(result.entries)
+        if result.plan is not None:
+            status["plan"] = result.plan
+        if requested is not None:
+            status["lastHandledReconcileAt"] = requested
+        await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=old)
+        if result.changes:
+            await self.events.normal(
+                body, "ReconciliationSucceeded" if result.applied else "Progressing", "\n".join(result.changes)
+            )
+        if result.outcome.ready == "False" and result.outcome.reason != api.SUSPENDED:
+            await self.events.warning(body, result.outcome.reason, result.outcome.message)
+        elif result.outcome.ready == "True":
+            self.events.recovered()
 
 
-__all__ = ["KIND", "SyncLoop", "api"]
+async def prune_all(services: Services, body: Mapping[str, Any]) -> apply.PruneResult:
+    """A Sync with `prune: true` is being deleted: delete everything it still owns."""
+    meta = body["metadata"]
+    spec = api.SyncSpec.parse(body.get("spec") or {})
+    return await apply.prune(
+        acting_client(services, meta["namespace"], spec),
+        inventory.load(body.get("status")),
+        sync_name=meta["name"],
+        sync_namespace=meta["namespace"],
+        concurrency=services.config.max_concurrency,
+    )

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pullsync import api, bus, conditions, kube, source
+from pullsync import api, bus, conditions, events, kube, source
 from pullsync.gitauth import Credentials, GitFailure, redact_url
 from pullsync.services import Services
 
@@ -36,7 +36,7 @@ class RepositoryLoop:
         self.seen: tuple[Any, ...] | None = None
         self.next_due = 0.0
         self.failures = 0
-        self.last_warning: str | None = None
+        self.events = events.Recorder(services.client)
 
     async def __call__(self) -> float:
         body = self.body()
@@ -71,12 +71,10 @@ class RepositoryLoop:
                 "False", api.FETCH_FAILED, message, extra=((api.FETCH_FAILED, "True", api.FETCH_FAILED, message),)
             )
             await self.write_status(body, outcome, None, requested=requested)
-            if message != self.last_warning:
-                self.last_warning = message
-                await self.event(body, "Warning", api.FETCH_FAILED, message)
+            await self.events.warning(body, api.FETCH_FAILED, message)
         else:
             self.failures = 0
-            self.last_warning = None
+            self.events.recovered()
             delay = spec.interval
             outcome = conditions.Outcome.success(f"stored artifact for revision '{artifact.revision}'")
             old = (body.get("status") or {}).get("artifact") or {}
@@ -89,7 +87,7 @@ class RepositoryLoop:
                     artifact.message,
                     time.monotonic() - started,
                 )
-                await self.event(body, "Normal", "NewArtifact", f"revision {artifact.revision}: {artifact.message}")
+                await self.events.normal(body, "NewArtifact", f"revision {artifact.revision}: {artifact.message}")
             await self.write_status(body, outcome, artifact, requested=requested)
         self.next_due = time.monotonic() + delay
         return delay
@@ -170,15 +168,4 @@ class RepositoryLoop:
             }
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
-        if all(old.get(k) == v for k, v in status.items()):
-            return
-        try:
-            await self.services.client.merge_patch(
-                kube.GITREPOSITORIES, self.namespace, self.name, {"status": status}, subresource="status"
-            )
-        except kube.ApiError as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report on
-                raise
-
-    async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        await self.services.client.post_event(involved=body, type_=type_, reason=reason, message=message)
+        await self.services.client.patch_status(kube.GITREPOSITORIES, self.namespace, self.name, status, previous=old)

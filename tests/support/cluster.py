@@ -121,3 +121,43 @@ def condition(obj: dict[str, Any] | None, ctype: str = "Ready") -> dict[str, Any
         if c["type"] == ctype:
             return dict(c)
     return {}
+
+
+class AuditLog:
+    """The API server's audit log: which requests the operator's identity made, and when."""
+
+    def __init__(self, path: Path, user: str = "pullsync-operator") -> None:
+        self.path = path
+        self.user = user
+        self.offset = 0
+
+    def mark(self) -> None:
+        """Forget everything logged so far."""
+        self.offset = self.path.stat().st_size
+
+    def requests(self, namespace: str) -> list[dict[str, Any]]:
+        """Completed requests by the operator about objects in `namespace` since `mark()`."""
+        with self.path.open() as f:
+            f.seek(self.offset)
+            lines = f.read().splitlines()
+        found = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written
+            if (
+                event.get("stage") == "ResponseComplete"
+                and event.get("user", {}).get("username") == self.user
+                and f"/namespaces/{namespace}/" in event.get("requestURI", "")
+            ):
+                found.append(event)
+        return found
+
+    @staticmethod
+    def writes(events: list[dict[str, Any]]) -> list[str]:
+        return [
+            f"{e['verb']} {e['requestURI']}"
+            for e in events
+            if e["verb"] in ("create", "update", "patch", "delete") and "dryRun" not in e["requestURI"]
+        ]

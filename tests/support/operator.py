@@ -9,6 +9,7 @@ from pathlib import Path
 import kopf
 
 from pullsync import config
+from support import wait
 from support.git import free_port
 
 
@@ -60,8 +61,9 @@ class Operator:
         logging.getLogger().addHandler(self.logs)
         logging.getLogger().setLevel(logging.DEBUG)
         self.thread.start()
-        if not self.ready_flag.wait(30):
-            raise AssertionError("the operator did not start within 30s")
+        wait.until(lambda: self.ready_flag.is_set() or not self.thread.is_alive(), timeout=30, what="operator start")
+        if not self.ready_flag.is_set():
+            raise AssertionError("the operator thread died during start-up (see the warning above)")
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,124 @@
+"""Apply and prune: write the plan to the cluster.
+
+Only objects whose patch is non-empty are written, with server-side apply as field
+manager `pullsync`, in bounded concurrency. Stage 1 (CRDs, Namespaces, ClusterRoles)
+goes first and CRDs must be `Established` before stage 2 is dry-run and applied.
+Prune deletes only objects that still carry the Sync's owner labels and lack
+`pullsync.dev/prune: disabled`; Namespaces go last.
+"""
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+from pullsync import api, inventory, kube
+from pullsync.plan import CRD, Item, bounded, describe_failure
+
+CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+
+
+class ApplyError(Exception):
+    """Some writes failed; `reason` is a condition reason, `applied` what did get written."""
+
+    def __init__(self, reason: str, message: str, applied: list[Item]) -> None:
+        self.reason = reason
+        self.applied = applied
+        super().__init__(message)
+
+
+async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> list[Item]:
+    """Apply every changed item; return them. ApplyError if any write failed."""
+    todo = [i for i in items if i.changed]
+    results = await bounded(concurrency, (_apply_one(client, item) for item in todo))
+    failed = [(item, r) for item, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
+    applied = [item for item, r in zip(todo, results, strict=True) if not isinstance(r, BaseException)]
+    if failed:
+        described = [describe_failure(item, error, verb="apply") for item, error in failed]
+        reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
+        raise ApplyError(reason, "; ".join(m for _, m in described[:5]), applied)
+    return applied
+
+
+async def _apply_one(client: kube.Client, item: Item) -> None:
+    assert item.resource is not None
+    meta = item.obj["metadata"]
+    if item.recreate and item.live is not None:
+        await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=item.live["metadata"].get("uid"))
+        await _wait_gone(client, item.resource, meta.get("namespace"), meta["name"])
+    item.result = await client.apply(item.resource, item.obj)
+
+
+async def _wait_gone(client: kube.Client, resource: kube.Resource, namespace: str | None, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while await client.get(resource, namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{resource.kind}/{name} was not deleted within 60s")
+        await asyncio.sleep(0.2)
+
+
+async def wait_established(client: kube.Client, items: list[Item], *, timeout: float) -> None:
+    """Wait until every CRD among `items` is Established; refresh discovery for their kinds."""
+    deadline = time.monotonic() + timeout
+    for item in items:
+        if item.group_kind != CRD:
+            continue
+        name = item.obj["metadata"]["name"]
+        while not _established(await client.get(CRDS, None, name)):
+            if time.monotonic() > deadline:
+                raise ApplyError(api.APPLY_FAILED, f"CustomResourceDefinition {name} is not Established", [])
+            await asyncio.sleep(0.1)
+        spec = item.obj.get("spec", {})
+        for version in spec.get("versions", []):
+            client.discovery.forget(f"{spec.get('group')}/{version.get('name')}")
+
+
+def _established(crd: dict[str, Any] | None) -> bool:
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+@dataclasses.dataclass
+class PruneResult:
+    pruned: list[inventory.Entry] = dataclasses.field(default_factory=list)
+    kept: list[inventory.Entry] = dataclasses.field(default_factory=list)  # still ours, delete failed
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+async def prune(
+    client: kube.Client, stale: list[inventory.Entry], *, sync_name: str, sync_namespace: str, concurrency: int
+) -> PruneResult:
+    """Delete the stale entries that are still ours; Namespaces after everything else."""
+    result = PruneResult()
+    labels = api.owner_labels(sync_name, sync_namespace)
+    namespaces = [e for e in stale if e.kind == "Namespace" and e.v == "v1"]
+    others = [e for e in stale if e not in namespaces]
+    for batch in (others, namespaces):
+        outcomes = await bounded(concurrency, (_prune_one(client, e, labels) for e in batch))
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                result.kept.append(entry)
+                result.failures.append(f"{entry.describe()}: {_message(outcome)}")
+            elif outcome:
+                result.pruned.append(entry)
+    return result
+
+
+async def _prune_one(client: kube.Client, entry: inventory.Entry, labels: dict[str, str]) -> bool:
+    """True if deleted; False if gone already, no longer ours, or protected."""
+    resource = await client.resource(entry.v, entry.kind)
+    if resource is None:
+        return False  # the API (CRD) is gone, and with it the object
+    live = await client.get(resource, entry.namespace or None, entry.name)
+    if live is None:
+        return False
+    live_labels = live.get("metadata", {}).get("labels") or {}
+    if any(live_labels.get(k) != v for k, v in labels.items()) or api.is_disabled(live, api.ANNOTATION_PRUNE):
+        return False
+    return await client.delete(resource, entry.namespace or None, entry.name, uid=live["metadata"].get("uid"))
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, kube.ApiError):
+        return f"delete denied: {error.message}" if error.status == 403 else error.message
+    return f"{type(error).__name__}: {error}"

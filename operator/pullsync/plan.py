@@ -1,0 +1,216 @@
+"""Plan: resolve, pair and dry-run every desired object, and diff it against the live one.
+
+For each object the desired state is the server-side-apply dry-run result (the server
+merges, defaults and runs admission, so defaulted fields cause no false diffs); the plan
+for it is the RFC 6902 JSON patch from the live object to that result, ignoring fields
+the server owns. Objects that must wait for stage 1 (a Namespace or CRD of the same set
+that does not exist yet) are `deferred` and dry-run after stage 1 is applied.
+"""
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import jsonpatch
+
+from pullsync import api, inventory, kube
+from pullsync.render import Document
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+STAGE1 = {CRD, ("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole")}
+SERVER_OWNED_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp", "selfLink")
+
+
+class PlanError(Exception):
+    """Validation failed; `reason` is a condition reason (ValidationFailed, AccessDenied, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclasses.dataclass
+class Item:
+    """One desired object on its way through plan and apply."""
+
+    doc: Document
+    resource: kube.Resource | None  # None while its CRD (in the same set) is not established
+    deferred: bool = False
+    live: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    recreate: bool = False  # an immutable field changed and force is on
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        return self.doc.obj
+
+    @property
+    def entry(self) -> inventory.Entry:
+        return inventory.Entry.of(self.obj)
+
+    @property
+    def group_kind(self) -> tuple[str, str]:
+        return (self.obj["apiVersion"].rpartition("/")[0], self.obj["kind"])
+
+    @property
+    def stage(self) -> int:
+        return 1 if self.group_kind in STAGE1 else 2
+
+    @property
+    def left_alone(self) -> bool:
+        """`pullsync.dev/reconcile: disabled` on an existing object: never changed."""
+        return self.live is not None and (
+            api.is_disabled(self.live, api.ANNOTATION_RECONCILE) or api.is_disabled(self.obj, api.ANNOTATION_RECONCILE)
+        )
+
+    @property
+    def changed(self) -> bool:
+        return (bool(self.patch) or self.recreate) and not self.left_alone
+
+
+async def bounded(limit: int, tasks: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Await `tasks` with at most `limit` in flight; results (or exceptions) in order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(task: Awaitable[Any]) -> Any:
+        async with semaphore:
+            return await task
+
+    return await asyncio.gather(*(one(t) for t in tasks), return_exceptions=True)
+
+
+async def prepare(client: kube.Client, docs: list[Document], *, target_namespace: str) -> list[Item]:
+    """Resolve kinds, default namespaces, check uniqueness and namespaces (no writes)."""
+    crds = {
+        (d.obj.get("spec", {}).get("group", ""), d.obj.get("spec", {}).get("names", {}).get("kind", "")): d
+        for d in docs
+        if (d.obj["apiVersion"].rpartition("/")[0], d.obj["kind"]) == CRD
+    }
+    items: list[Item] = []
+    for doc in docs:
+        obj = doc.obj
+        resource = await client.resource(obj["apiVersion"], obj["kind"])
+        group = obj["apiVersion"].rpartition("/")[0]
+        crd = crds.get((group, obj["kind"]))
+        if resource is None and crd is None:
+            raise PlanError(
+                api.VALIDATION_FAILED,
+                f"{doc.where}: unknown kind {obj['kind']} in {obj['apiVersion']} (no such API on the server, "
+                "and no CustomResourceDefinition for it in this Sync)",
+            )
+        namespaced = (
+            resource.namespaced if resource else crd is not None and crd.obj["spec"].get("scope") == "Namespaced"
+        )
+        meta = obj["metadata"]
+        if namespaced:
+            meta["namespace"] = meta.get("namespace") or target_namespace
+        else:
+            meta.pop("namespace", None)
+        items.append(Item(doc, resource, deferred=resource is None))
+    seen: dict[str, Item] = {}
+    for item in items:
+        other = seen.setdefault(item.entry.id, item)
+        if other is not item:
+            raise PlanError(
+                api.VALIDATION_FAILED,
+                f"{item.doc.where}: {item.entry.describe()} is also defined in {other.doc.where}",
+            )
+    await _check_namespaces(client, items)
+    return items
+
+
+async def _check_namespaces(client: kube.Client, items: list[Item]) -> None:
+    """Objects bound for a namespace that the set creates wait for stage 1; others need it to exist."""
+    created = {i.obj["metadata"]["name"] for i in items if i.group_kind == ("", "Namespace")}
+    namespaces_resource = kube.Resource("", "v1", "Namespace", "namespaces", False)
+    wanted = sorted({i.obj["metadata"].get("namespace") for i in items} - {None})
+    found = await bounded(8, (client.get(namespaces_resource, None, ns) for ns in wanted))
+    for namespace, live in zip(wanted, found, strict=True):
+        if isinstance(live, BaseException):
+            raise live
+        if live is not None:
+            continue
+        for item in items:
+            if item.obj["metadata"].get("namespace") != namespace:
+                continue
+            if namespace not in created:
+                raise PlanError(
+                    api.VALIDATION_FAILED,
+                    f"{item.doc.where}: namespace {namespace!r} of {item.entry.describe()} does not exist "
+                    "and is not part of this Sync",
+                )
+            item.deferred = True
+
+
+async def dry_run(client: kube.Client, items: list[Item], *, force: bool, concurrency: int) -> None:
+    """Fill live, dry-run result and patch of every item; PlanError listing what failed."""
+    results = await bounded(concurrency, (_plan_one(client, item, force=force) for item in items))
+    failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
+    if failures:
+        raise _summarise(failures)
+
+
+async def _plan_one(client: kube.Client, item: Item, *, force: bool) -> None:
+    assert item.resource is not None
+    meta = item.obj["metadata"]
+    item.live = await client.get(item.resource, meta.get("namespace"), meta["name"])
+    if item.live is not None and item.left_alone:
+        return
+    try:
+        item.result = await client.apply(item.resource, item.obj, dry_run=True)
+    except kube.ApiError as e:
+        if item.live is not None and _immutable(e) and (force or _force_annotated(item)):
+            item.recreate = True
+            return
+        raise
+    item.patch = jsonpatch.make_patch(normalise(item.live or {}), normalise(item.result)).patch
+
+
+def _immutable(error: kube.ApiError) -> bool:
+    return error.status == 422 and "immutable" in error.message
+
+
+def _force_annotated(item: Item) -> bool:
+    for obj in (item.obj, item.live or {}):
+        if (obj.get("metadata", {}).get("annotations") or {}).get(api.ANNOTATION_FORCE) == "enabled":
+            return True
+    return False
+
+
+def normalise(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without the fields the server owns (status, resourceVersion, ...)."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    if "metadata" in out:
+        out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in SERVER_OWNED_METADATA}
+    return out
+
+
+def _summarise(failures: list[tuple[Item, BaseException]]) -> PlanError:
+    """One PlanError for all failures: the first few named, the worst reason chosen."""
+    reasons = [describe_failure(item, error) for item, error in failures]
+    order = [api.ACCESS_DENIED, api.APPLY_FAILED, api.VALIDATION_FAILED]
+    reason = min((r for r, _ in reasons), key=order.index)
+    lines = [m for _, m in reasons[:5]]
+    if len(reasons) > 5:
+        lines.append(f"... and {len(reasons) - 5} more")
+    return PlanError(reason, "; ".join(lines))
+
+
+def describe_failure(item: Item, error: BaseException, *, verb: str = "dry-run apply") -> tuple[str, str]:
+    """(reason, message) for a failed request about `item`; Secret values never shown."""
+    what = f"{item.doc.where}: {item.entry.describe()}"
+    if not isinstance(error, kube.ApiError):
+        return api.APPLY_FAILED, f"{what}: {type(error).__name__}: {error}"
+    message = error.message
+    if item.obj["kind"] == "Secret":
+        message = re.sub(r'Invalid value: "(?:[^"\\]|\\.)*"', "Invalid value: (redacted)", message)
+    if error.status == 403:
+        namespace = item.obj["metadata"].get("namespace")
+        scope = f" in namespace {namespace}" if namespace else " (cluster scope)"
+        return api.ACCESS_DENIED, f"{what}: {verb} of {item.obj['kind']}{scope} denied: {message}"
+    if _immutable(error):
+        return api.APPLY_FAILED, f"{what}: {message} (set spec.force or the pullsync.dev/force: enabled annotation)"
+    return api.VALIDATION_FAILED, f"{what}: {message}"

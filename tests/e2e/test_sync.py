@@ -1,0 +1,237 @@
+"""Sync end to end: real git over smart HTTP, the real API server, the operator in this
+process. Every case runs in its own namespace and asserts cluster state."""
+
+import pytest
+
+from support import manifests as m
+from support import wait
+from support.cluster import Cluster, condition
+from support.git import HttpGitServer
+from support.operator import Operator
+from support.sync import Source, create_sync, ids, wait_applied, wait_failed
+
+
+def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    app_ns, group, role = f"{namespace}-app", f"{namespace}.example.com", f"{namespace}-reader"
+    source = Source(cluster, namespace, git_http)
+    commit = source.push(
+        {
+            "deploy/00-namespace.yaml": m.namespace(app_ns),
+            "deploy/app/config.yaml": m.configmap("config", namespace=app_ns),
+            "deploy/app/web.yaml": m.deployment("web") + "---\n" + m.service("web"),
+            "deploy/crd/crd.yaml": m.crd(group),
+            "deploy/crd/widget.yml": m.custom(group, "gizmo"),
+            "deploy/rbac.json": '{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",'
+            f' "metadata": {{"name": "{role}"}}, "rules": []}}',
+            "README.md": "not a manifest",
+        }
+    )
+    create_sync(cluster, namespace, path="./deploy")
+    sync = wait_applied(cluster, namespace, commit)
+    assert sync["status"]["lastAppliedRevision"] == f"main@sha1:{commit}"
+    assert ids(sync) == {
+        f"_{app_ns}__Namespace",
+        f"{app_ns}_config__ConfigMap",
+        f"{namespace}_web_apps_Deployment",
+        f"{namespace}_web__Service",
+        f"_widgets.{group}_apiextensions.k8s.io_CustomResourceDefinition",
+        f"{namespace}_gizmo_{group}_Widget",
+        f"_{role}_rbac.authorization.k8s.io_ClusterRole",
+    }
+    assert sync["status"]["inventory"]["count"] == 7
+    assert sync["status"]["plan"] == {
+        "objects": 7,
+        "changed": 7,
+        "operations": sync["status"]["plan"]["operations"],
+        "created": 7,
+        "pruned": 0,
+    }
+    cm = cluster.get(f"/api/v1/namespaces/{app_ns}/configmaps/config")
+    assert cm is not None
+    assert cm["metadata"]["labels"] == {"pullsync.dev/name": "app", "pullsync.dev/namespace": namespace}
+    assert cluster.get(f"/apis/{group}/v1/namespaces/{namespace}/widgets/gizmo") is not None
+    assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}") is not None
+    row = cluster.kubectl("get", "sync", "app", "-n", namespace).stdout.splitlines()[1].split()
+    assert row[1:4] == ["True", f"main@sha1:{commit}", "7"]
+    assert condition(sync)["message"] == f"Applied revision: main@sha1:{commit}"
+
+
+ROUTE_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: routes.route.openshift.io}
+spec:
+  group: route.openshift.io
+  scope: Namespaced
+  names: {kind: Route, plural: routes, singular: route, listKind: RouteList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"""
+
+
+def test_an_openshift_route_syncs_like_any_other_kind(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    cluster.kubectl("apply", "-f", "-", input=ROUTE_CRD)
+    cluster.kubectl("wait", "--for=condition=Established", "crd/routes.route.openshift.io")
+    route = "apiVersion: route.openshift.io/v1\nkind: Route\nmetadata: {name: web}\nspec: {to: {name: web}}\n"
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"route.yaml": route, "svc.yaml": m.service("web")})
+    create_sync(cluster, namespace)
+    sync = wait_applied(cluster, namespace, commit)
+    assert f"{namespace}_web_route.openshift.io_Route" in ids(sync)
+    live = cluster.get(f"/apis/route.openshift.io/v1/namespaces/{namespace}/routes/web")
+    assert live is not None
+    assert live["spec"]["to"]["name"] == "web"
+
+
+def test_a_new_image_is_applied_within_one_interval_as_a_one_object_patch(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http, interval="2s")
+    files = {"web.yaml": m.deployment("web"), "cm.yaml": m.configmap("config"), "svc.yaml": m.service("web")}
+    first = source.push(files)
+    create_sync(cluster, namespace)
+    wait_applied(cluster, namespace, first)
+    second = source.repo.commit({"web.yaml": m.deployment("web", image="nginx:1.28")}, "bump")  # no requestedAt
+    sync = wait_applied(cluster, namespace, second, timeout=2 + 5)
+    assert sync["status"]["plan"]["changed"] == 1
+    assert sync["status"]["plan"]["created"] == 0
+    deploy = cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web")
+    assert deploy is not None
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
+    events = [e for e in cluster.events(namespace) if e["reason"] == "ReconciliationSucceeded"]
+    assert any(f"Deployment/{namespace}/web configured" in e["message"] for e in events)
+
+
+@pytest.mark.parametrize(
+    ("case", "prune", "annotation", "kept"),
+    [
+        ("a removed ConfigMap is pruned when prune is true", True, "", False),
+        ("a removed ConfigMap is kept when prune is false", False, "", True),
+        ("an annotated ConfigMap is kept", True, "{pullsync.dev/prune: disabled}", True),
+    ],
+)
+def test_pruning_follows_the_sync_and_the_object(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    git_http: HttpGitServer,
+    case: str,
+    prune: bool,
+    annotation: str,
+    kept: bool,
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"keep.yaml": m.configmap("keep"), "old.yaml": m.configmap("old", annotations=annotation)})
+    create_sync(cluster, namespace, prune=prune)
+    wait_applied(cluster, namespace, first)
+    second = source.push({"old.yaml": None}, "drop old")
+    sync = wait_applied(cluster, namespace, second)
+    assert (cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/old") is not None) is kept, case
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/keep") is not None
+    assert ids(sync) == {f"{namespace}_keep__ConfigMap"}
+    assert sync["status"]["plan"]["pruned"] == (0 if kept else 1)
+
+
+def test_drift_is_reverted_at_the_next_interval_and_foreign_fields_are_left_alone(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"web.yaml": m.deployment("web", replicas=2), "cm.yaml": m.configmap("config")})
+    create_sync(cluster, namespace, interval="2s")
+    wait_applied(cluster, namespace, commit)
+    cluster.kubectl("scale", "deployment/web", "-n", namespace, "--replicas=5")
+    cluster.kubectl("label", "configmap/config", "-n", namespace, "pullsync.dev/name=someone-else", "--overwrite")
+    cluster.kubectl("annotate", "configmap/config", "-n", namespace, "team=payments")  # a field pullsync never set
+
+    def reverted() -> bool:
+        deploy = cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web") or {}
+        cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/config") or {}
+        assert deploy["spec"]["replicas"] == 2, deploy["spec"]["replicas"]
+        assert cm["metadata"]["labels"]["pullsync.dev/name"] == "app", cm["metadata"]["labels"]
+        return True
+
+    wait.until(reverted, timeout=2 + 5, what="drift reverted")
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/config")
+    assert cm is not None
+    assert cm["metadata"]["annotations"]["team"] == "payments"
+
+
+BROKEN = [
+    ("bad YAML", "data: [unclosed\n", "invalid YAML"),
+    ("an unknown kind", "apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n", "unknown kind Gadget in v1"),
+    ("a missing name", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "ConfigMap has no metadata.name"),
+    (
+        "an invalid field rejected by the dry-run",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\n"
+        "spec:\n  replicas: -3\n  selector: {matchLabels: {a: b}}\n"
+        "  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: x}]}\n",
+        "spec.replicas",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "document", "words"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_one_broken_document_among_ten_applies_nothing_and_names_the_file(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, case: str, document: str, words: str
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    good = {f"cm-{i}.yaml": m.configmap(f"cm-{i}", "v1") for i in range(9)}
+    first = source.push(good)
+    create_sync(cluster, namespace)
+    wait_applied(cluster, namespace, first)
+    changed = {f"cm-{i}.yaml": m.configmap(f"cm-{i}", "v2") for i in range(9)}
+    # the broken object is the second document of its file
+    bad = source.push({**changed, "z/broken.yaml": m.configmap("fine-neighbour") + "---\n" + document}, "broken")
+    sync = wait_failed(cluster, namespace, bad)
+    ready = condition(sync)
+    assert ready["reason"] in ("BuildFailed", "ValidationFailed"), ready
+    assert "z/broken.yaml (document 2)" in ready["message"], ready["message"]
+    assert words in ready["message"], ready["message"]
+    assert sync["status"]["lastAppliedRevision"].endswith(first)
+    for i in range(9):
+        cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm-{i}")
+        assert cm is not None
+        assert cm["data"]["value"] == "v1"
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/fine-neighbour") is None
+    fixed = source.push({"z/broken.yaml": m.configmap("fine-neighbour")}, "fixed")
+    wait_applied(cluster, namespace, fixed)
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm-0")
+    assert cm is not None
+    assert cm["data"]["value"] == "v2"
+
+
+@pytest.mark.parametrize(
+    ("case", "removal", "words"),
+    [
+        ("the path holds no manifests any more", {"deploy/README.md": "docs only"}, "refusing to apply an empty set"),
+        ("the path is gone from the repository", {"other.txt": "x"}, "path 'deploy' not found in the repository"),
+    ],
+)
+def test_an_empty_path_never_prunes_everything(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    git_http: HttpGitServer,
+    case: str,
+    removal: dict[str, str],
+    words: str,
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"deploy/a.yaml": m.configmap("a"), "deploy/b.yaml": m.configmap("b")})
+    create_sync(cluster, namespace, path="deploy")
+    wait_applied(cluster, namespace, first)
+    empty = source.push({"deploy/a.yaml": None, "deploy/b.yaml": None, **removal}, "remove everything")
+    sync = wait_failed(cluster, namespace, empty)
+    assert condition(sync)["reason"] == "BuildFailed"
+    assert words in condition(sync)["message"]
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/a") is not None
+    assert len(ids(sync)) == 2

@@ -1,0 +1,85 @@
+"""Manifests for Sync tests, unique per test namespace (cluster-scoped names included)."""
+
+
+def namespace(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+
+
+def configmap(name: str, data: str = "v1", namespace: str | None = None, annotations: str = "") -> str:
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    ann = f"\n  annotations: {annotations}" if annotations else ""
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}{ann}\ndata:\n  value: {data!r}\n"
+
+
+def deployment(name: str, image: str = "nginx:1.27", app: str = "web", replicas: int = 2) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {app}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+"""
+
+
+def service(name: str, cluster_ip: str | None = None) -> str:
+    ip = f"\n  clusterIP: {cluster_ip}" if cluster_ip else ""
+    return f"""apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:{ip}
+  selector: {{app: web}}
+  ports:
+  - port: 80
+    targetPort: 8080
+    protocol: TCP
+"""
+
+
+def crd(group: str, kind: str = "Widget", plural: str = "widgets") -> str:
+    return f"""apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{kind: {kind}, plural: {plural}, singular: {kind.lower()}, listKind: {kind}List}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {{type: integer}}
+"""
+
+
+def custom(group: str, name: str, kind: str = "Widget", size: int = 3) -> str:
+    return f"apiVersion: {group}/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  size: {size}\n"
+
+
+def clusterrole(name: str) -> str:
+    return f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {name}
+rules:
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+"""

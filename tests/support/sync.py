@@ -1,0 +1,97 @@
+"""Creating GitRepositories and Syncs, and reading their status, for Sync tests."""
+
+import secrets
+from typing import Any
+
+from support import wait
+from support.cluster import Cluster, condition, gitrepo_path, sync_path
+from support.git import HttpGitServer, Repo
+
+
+class Source:
+    """A repository on the HTTP git server and the GitRepository `app` that follows it."""
+
+    def __init__(self, cluster: Cluster, namespace: str, git_http: HttpGitServer, interval: str = "1h") -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.name = f"s{secrets.token_hex(4)}"
+        self.repo: Repo = git_http.repo(self.name)
+        self.url = git_http.url(self.name)
+        cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
+        self.interval = interval
+
+    def push(self, files: dict[str, str | None], message: str = "change") -> str:
+        """Commit and push, then make the GitRepository poll at once; return the commit."""
+        commit = self.repo.commit(files, message)
+        if self.cluster.get(gitrepo_path(self.namespace, "app")) is None:
+            self.cluster.apply(
+                {
+                    "apiVersion": "pullsync.dev/v1alpha1",
+                    "kind": "GitRepository",
+                    "metadata": {"name": "app", "namespace": self.namespace},
+                    "spec": {"url": self.url, "interval": self.interval, "secretRef": {"name": "git"}},
+                },
+                gitrepo_path(self.namespace, "app"),
+            )
+        else:
+            request(self.cluster, gitrepo_path(self.namespace, "app"))
+        return commit
+
+
+def request(cluster: Cluster, path: str) -> str:
+    """Set pullsync.dev/requestedAt to a new value."""
+    stamp = secrets.token_hex(4)
+    cluster.api(
+        "PATCH",
+        path,
+        {"metadata": {"annotations": {"pullsync.dev/requestedAt": stamp}}},
+        content_type="application/merge-patch+json",
+    )
+    return stamp
+
+
+def create_sync(cluster: Cluster, namespace: str, name: str = "app", **spec: Any) -> None:
+    body = {"sourceRef": {"kind": "GitRepository", "name": "app"}, "prune": True, "interval": "1h", **spec}
+    cluster.apply(
+        {
+            "apiVersion": "pullsync.dev/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": body,
+        },
+        sync_path(namespace, name),
+    )
+
+
+def get_sync(cluster: Cluster, namespace: str, name: str = "app") -> dict[str, Any]:
+    return cluster.get(sync_path(namespace, name)) or {}
+
+
+def wait_applied(
+    cluster: Cluster, namespace: str, commit: str, name: str = "app", timeout: float = 30
+) -> dict[str, Any]:
+    def applied() -> dict[str, Any]:
+        sync = get_sync(cluster, namespace, name)
+        ready = condition(sync)
+        assert ready.get("status") == "True", ready or sync.get("status")
+        assert sync["status"].get("lastAppliedRevision", "").endswith(commit), sync["status"]
+        return sync
+
+    return wait.until(applied, timeout=timeout, what=f"revision {commit} applied")
+
+
+def wait_failed(
+    cluster: Cluster, namespace: str, commit: str, name: str = "app", timeout: float = 30
+) -> dict[str, Any]:
+    def failed() -> dict[str, Any]:
+        sync = get_sync(cluster, namespace, name)
+        ready = condition(sync)
+        assert ready.get("status") == "False", ready
+        assert sync["status"].get("lastAttemptedRevision", "").endswith(commit), sync["status"]
+        return sync
+
+    return wait.until(failed, timeout=timeout, what=f"revision {commit} to fail")
+
+
+def ids(sync: dict[str, Any]) -> set[str]:
+    return {e["id"] for e in sync["status"]["inventory"]["entries"]}
