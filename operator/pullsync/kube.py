@@ -22,9 +22,10 @@ import multidict
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
 
-from pullsync import api, conditions
+from pullsync import __version__, api, conditions
 
 REQUEST_TIMEOUT = 30.0
+USER_AGENT = f"pullsync/{__version__}"  # the field manager of status writes
 
 JSON = dict[str, Any]
 
@@ -195,6 +196,7 @@ class Client:
         """Send one request and return the decoded JSON; raise ApiError on non-2xx."""
         headers = await self._auth()
         headers["Accept"] = "application/json"
+        headers["User-Agent"] = USER_AGENT
         for key, value in self.impersonation.items():
             headers[key] = ",".join(value) if isinstance(value, list) else value
         data = None

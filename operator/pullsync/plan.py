@@ -170,7 +170,8 @@ async def _plan_one(client: kube.Client, item: Item, *, force: bool) -> None:
 
 
 def _immutable(error: kube.ApiError) -> bool:
-    return error.status == 422 and "immutable" in error.message
+    """The API server refused to change a field that is set once (wording varies by kind)."""
+    return error.status == 422 and any(w in error.message for w in ("immutable", "may not change once set"))
 
 
 def _force_annotated(item: Item) -> bool:

@@ -5,10 +5,10 @@ import pytest
 
 from support import manifests as m
 from support import wait
-from support.cluster import Cluster, condition
+from support.cluster import AuditLog, Cluster, condition, sync_path
 from support.git import HttpGitServer
 from support.operator import Operator
-from support.sync import Source, create_sync, ids, wait_applied, wait_failed
+from support.sync import Source, create_sync, get_sync, ids, wait_applied, wait_failed
 
 
 def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
@@ -235,3 +235,153 @@ def test_an_empty_path_never_prunes_everything(
     assert words in condition(sync)["message"]
     assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/a") is not None
     assert len(ids(sync)) == 2
+
+
+IP = iter(range(20, 250, 2))  # cluster IPs unique within this run (10.0.0.0/24)
+IMMUTABLE = [
+    ("a Service clusterIP", "svc.yaml", "10.0.0.{a}", "10.0.0.{b}", "spec.clusterIP"),
+    (
+        "a Deployment selector",
+        "web.yaml",
+        m.deployment("web", app="web"),
+        m.deployment("web", app="web2"),
+        "spec.selector",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "file", "before", "after", "field"), IMMUTABLE, ids=[c[0] for c in IMMUTABLE])
+@pytest.mark.parametrize("force", [False, True], ids=["without force", "with force"])
+def test_an_immutable_field_change_needs_force(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    git_http: HttpGitServer,
+    case: str,
+    file: str,
+    before: str,
+    after: str,
+    field: str,
+    force: bool,
+) -> None:
+    if file == "svc.yaml":
+        a = next(IP)
+        before, after = m.service("web", before.format(a=a)), m.service("web", after.format(b=a + 1))
+    source = Source(cluster, namespace, git_http)
+    first = source.push({file: before, "cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, namespace, force=force)
+    wait_applied(cluster, namespace, first)
+    kind_path = "api/v1" if file == "svc.yaml" else "apis/apps/v1"
+    plural = "services" if file == "svc.yaml" else "deployments"
+    old = cluster.get(f"/{kind_path}/namespaces/{namespace}/{plural}/web")
+    assert old is not None
+    second = source.push({file: after, "cm.yaml": m.configmap("cm", "v2")}, "immutable change")
+    if force:
+        wait_applied(cluster, namespace, second)
+        new = cluster.get(f"/{kind_path}/namespaces/{namespace}/{plural}/web")
+        assert new is not None
+        assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    else:
+        sync = wait_failed(cluster, namespace, second)
+        ready = condition(sync)
+        assert ready["reason"] == "ApplyFailed"
+        assert f"{namespace}/web" in ready["message"]
+        assert field in ready["message"]
+        cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")
+        assert cm is not None
+        assert cm["data"]["value"] == "v1"  # nothing of the commit was applied
+
+
+def test_two_syncs_of_one_repository_do_not_prune_each_other(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"a/cm.yaml": m.configmap("from-a"), "b/cm.yaml": m.configmap("from-b")})
+    create_sync(cluster, namespace, "sync-a", path="a")
+    create_sync(cluster, namespace, "sync-b", path="b")
+    wait_applied(cluster, namespace, first, "sync-a")
+    wait_applied(cluster, namespace, first, "sync-b")
+    second = source.push({"a/cm.yaml": m.configmap("from-a", "v2"), "a/extra.yaml": m.configmap("extra")})
+    wait_applied(cluster, namespace, second, "sync-a")
+    wait_applied(cluster, namespace, second, "sync-b")
+    for name in ("from-a", "from-b", "extra"):
+        assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}") is not None, name
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/from-b")
+    assert cm is not None
+    assert cm["metadata"]["labels"]["pullsync.dev/name"] == "sync-b"
+
+
+def test_an_object_annotated_reconcile_disabled_in_the_cluster_is_left_alone(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, namespace)
+    wait_applied(cluster, namespace, first)
+    cluster.kubectl("annotate", "configmap/cm", "-n", namespace, "pullsync.dev/reconcile=disabled")
+    second = source.push({"cm.yaml": m.configmap("cm", "v2")})
+    sync = wait_applied(cluster, namespace, second)
+    assert sync["status"]["plan"]["changed"] == 0
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")
+    assert cm is not None
+    assert cm["data"]["value"] == "v1"
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_deleting_a_sync_prunes_its_objects_only_when_prune_is_true(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, prune: bool
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm")})
+    create_sync(cluster, namespace, prune=prune)
+    wait_applied(cluster, namespace, first)
+    cluster.api("DELETE", sync_path(namespace, "app"))
+    wait.until(lambda: cluster.get(sync_path(namespace, "app")) is None, timeout=20, what="the Sync to go")
+    assert (cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm") is None) is prune
+
+
+def test_suspend_stops_reconciling(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm")})
+    create_sync(cluster, namespace, suspend=True)
+    ready = wait.until(lambda: condition(get_sync(cluster, namespace)), what="a Ready condition")
+    assert (ready["status"], ready["reason"]) == ("False", "Suspended")
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm") is None
+    create_sync(cluster, namespace, suspend=False)
+    wait_applied(cluster, namespace, first)
+
+
+def test_a_missing_source_is_reported_and_retried(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    create_sync(cluster, namespace, retryInterval="1s")
+    ready = wait.until(lambda: condition(get_sync(cluster, namespace)), what="a Ready condition")
+    assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
+    assert f"GitRepository {namespace}/app not found" in ready["message"]
+    commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("cm")})
+    wait_applied(cluster, namespace, commit)
+
+
+def test_a_no_op_interval_makes_no_write_requests(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    files = {f"cm-{i}.yaml": m.configmap(f"cm-{i}") for i in range(5)} | {"web.yaml": m.deployment("web")}
+    commit = source.push(files)
+    create_sync(cluster, namespace, interval="1s")
+    wait_applied(cluster, namespace, commit)
+    wait.until(lambda: get_sync(cluster, namespace)["status"]["plan"]["changed"] == 0, what="a no-op reconcile")
+    audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
+    audit.mark()
+    # Three more reconciles of six objects each, seen as reads of the managed objects.
+    wait.until(
+        lambda: (
+            sum(1 for e in audit.requests(namespace) if e["verb"] == "get" and "/configmaps/cm-0" in e["requestURI"])
+            >= 3
+        ),
+        timeout=15,
+        what="three no-op reconciles",
+    )
+    assert AuditLog.writes(audit.requests(namespace)) == []
