@@ -36,6 +36,7 @@ class Limits:
     objects: int = 5000
     aliases: int = 100
     depth: int = 100
+    nodes: int = 1_000_000  # per document, after expanding aliases
 
 
 class RenderError(Exception):
@@ -158,23 +159,41 @@ def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
 
 
 def _check_events(path: str, text: str, limits: Limits) -> None:
-    """Count aliases and nesting on the event stream, before any object is built."""
-    depth = aliases = 0
+    """Check depth, alias count and expanded size on the event stream, before any object
+    is built (a "billion laughs" file has few aliases but expands exponentially)."""
     index = 1
+    aliases = 0
+    anchors: dict[str, int] = {}  # anchor -> expanded node count
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, nodes] of each open collection; [0] is the document
+
+    def add(nodes: int) -> None:
+        stack[-1][1] += nodes
+        if stack[0][1] + sum(frame[1] for frame in stack[1:]) > limits.nodes:
+            raise RenderError(f"{path} (document {index}): YAML aliases expand to more than {limits.nodes} nodes")
+
     try:
         for event in YAML(typ="safe").parse(io.StringIO(text)):
             if isinstance(event, (yaml_events.MappingStartEvent, yaml_events.SequenceStartEvent)):
-                depth += 1
-                if depth > limits.depth:
+                stack.append([event.anchor, 1])
+                if len(stack) - 1 > limits.depth:
                     raise RenderError(f"{path} (document {index}): nesting deeper than {limits.depth} levels")
             elif isinstance(event, (yaml_events.MappingEndEvent, yaml_events.SequenceEndEvent)):
-                depth -= 1
+                anchor, nodes = stack.pop()
+                if anchor:
+                    anchors[anchor] = nodes
+                add(nodes)
+            elif isinstance(event, yaml_events.ScalarEvent):
+                if event.anchor:
+                    anchors[event.anchor] = 1
+                add(1)
             elif isinstance(event, yaml_events.AliasEvent):
                 aliases += 1
                 if aliases > limits.aliases:
                     raise RenderError(f"{path} (document {index}): more than {limits.aliases} YAML aliases")
+                add(anchors.get(event.anchor or "", 1))
             elif isinstance(event, yaml_events.DocumentEndEvent):
                 index += 1
+                stack = [[None, 0]]
     except YAMLError as e:
         raise RenderError(f"{path} (document {index}): {_describe(e)}") from None
 
