@@ -118,7 +118,11 @@ class SyncLoop:
             result = Result(Outcome.failure(reason, f"{self.stage}: {e}"), revision=artifact.revision)
         elapsed = time.monotonic() - started
         level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
-        log.log(level, "Sync %s/%s: %s (%.2fs)", self.namespace, self.name, result.outcome.message, elapsed)
+        counts = ""
+        if result.plan:
+            p = result.plan
+            counts = f": {p['objects']} objects, {p['created']} created, {p['changed']} changed, {p['pruned']} pruned"
+        log.log(level, "Sync %s/%s: %s%s (%.2fs)", self.namespace, self.name, result.outcome.message, counts, elapsed)
         return result
 
     async def source_not_ready(self, source_key: bus.Key) -> Result | None:
