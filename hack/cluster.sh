@@ -151,6 +151,13 @@ up() {
     log "already running"; echo "$KUBECONFIG_OUT"; return 0
   fi
   down_quiet
+  for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      log "port $port is in use (another checkout's cluster? stop it there with 'make cluster-down'," \
+          "or choose other ports with PULLSYNC_API_PORT / PULLSYNC_ETCD_PORT)"
+      exit 1
+    fi
+  done
   certs
   [ -f "$CLUSTER_DIR/admin.token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CLUSTER_DIR/admin.token"
   [ -f "$CLUSTER_DIR/operator.token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CLUSTER_DIR/operator.token"
