@@ -34,7 +34,7 @@ async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> 
     failed = [(item, r) for item, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
     applied = [item for item, r in zip(todo, results, strict=True) if not isinstance(r, BaseException)]
     if failed:
-        described = [describe_failure(item, error, verb="apply") for item, error in failed]
+        described = [describe_failure(item, error) for item, error in failed]
         reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
         raise ApplyError(reason, "; ".join(m for _, m in described[:5]), applied)
     return applied

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pullsync import __version__, config
+from pullsync.render import Limits
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +31,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-addr", default="0.0.0.0:8080", help="Prometheus /metrics address [0.0.0.0:8080]")
     run.add_argument("--health-addr", default="0.0.0.0:8081", help="/healthz and /readyz address [0.0.0.0:8081]")
     run.add_argument("--max-concurrency", type=int, default=16, help="concurrent API writes per Sync [16]")
+    tenancy = run.add_argument_group("tenancy and URL policy")
+    tenancy.add_argument(
+        "--default-service-account",
+        metavar="NAME",
+        help="impersonate this ServiceAccount (in the Sync's namespace) for Syncs that name none",
+    )
+    tenancy.add_argument(
+        "--allow-cross-namespace-refs", action="store_true", help="let a Sync use a GitRepository of another namespace"
+    )
+    tenancy.add_argument("--allow-insecure-http", action="store_true", help="allow http:// git URLs")
+    tenancy.add_argument(
+        "--allow-local-urls", action="store_true", help="allow git hosts on loopback or the cluster's API address"
+    )
+    defaults = config.Config().limits
+    limits = run.add_argument_group("limits (per Sync; exceeding one fails only that Sync)")
+    limits.add_argument("--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file")
+    limits.add_argument("--max-total-bytes", type=int, default=defaults.total_bytes, help="bytes of manifests")
+    limits.add_argument("--max-objects", type=int, default=defaults.objects, help="objects")
+    limits.add_argument("--max-yaml-aliases", type=int, default=defaults.aliases, help="YAML aliases per file")
+    limits.add_argument("--max-yaml-depth", type=int, default=defaults.depth, help="YAML nesting depth")
+    limits.add_argument(
+        "--max-yaml-nodes", type=int, default=defaults.nodes, help="YAML nodes per document after alias expansion"
+    )
+    limits.add_argument(
+        "--max-fetch-bytes", type=int, default=config.Config().max_fetch_bytes, help="bytes received per git fetch"
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -55,6 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         metrics_addr=args.metrics_addr,
         health_addr=args.health_addr,
         max_concurrency=args.max_concurrency,
+        allow_cross_namespace_refs=args.allow_cross_namespace_refs,
+        allow_insecure_http=args.allow_insecure_http,
+        allow_local_urls=args.allow_local_urls,
+        default_service_account=args.default_service_account,
+        limits=Limits(
+            file_bytes=args.max_file_bytes,
+            total_bytes=args.max_total_bytes,
+            objects=args.max_objects,
+            aliases=args.max_yaml_aliases,
+            depth=args.max_yaml_depth,
+            nodes=args.max_yaml_nodes,
+        ),
+        max_fetch_bytes=args.max_fetch_bytes,
     )
     return run(cfg)
 

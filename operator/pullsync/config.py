@@ -18,7 +18,11 @@ class Config:
     health_addr: str = "0.0.0.0:8081"
     max_concurrency: int = 16
     allow_cross_namespace_refs: bool = False
+    allow_insecure_http: bool = False
+    allow_local_urls: bool = False
+    default_service_account: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
+    max_fetch_bytes: int = 512 * 1024 * 1024
 
 
 def split_addr(addr: str) -> tuple[str, int]:

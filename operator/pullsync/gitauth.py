@@ -81,11 +81,12 @@ def scrub(text: str, creds: Credentials | None) -> str:
 class Callbacks(pygit2.RemoteCallbacks):
     """Credentials, host-key verification and a deadline for one git operation."""
 
-    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool) -> None:
+    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool, max_bytes: int) -> None:
         super().__init__()
         self.creds = creds or Credentials()
         self.deadline = deadline
         self.ssh = ssh
+        self.max_bytes = max_bytes
         self.auth_attempts = 0
 
     def _check_deadline(self) -> None:
@@ -122,8 +123,10 @@ class Callbacks(pygit2.RemoteCallbacks):
             return [f"Authorization: Bearer {self.creds.bearer_token}"]
         return None
 
-    def transfer_progress(self, stats: object) -> None:
+    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
         self._check_deadline()
+        if stats.received_bytes > self.max_bytes:
+            raise GitFailure("limit", f"the fetch exceeded {self.max_bytes} bytes (--max-fetch-bytes)")
 
     def sideband_progress(self, string: str) -> None:
         self._check_deadline()

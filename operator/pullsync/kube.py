@@ -31,7 +31,9 @@ JSON = dict[str, Any]
 
 
 class ApiError(Exception):
-    """A non-2xx answer of the API server, with its Status object when it sent one."""
+    """A non-2xx answer of the API server, with its Status object when it sent one.
+
+    `verb` is the Kubernetes verb (get, apply, dry-run apply, delete, ...)."""
 
     def __init__(self, status: int, body: Mapping[str, Any] | None, *, verb: str, path: str) -> None:
         self.status = status
@@ -111,6 +113,14 @@ class Discovery:
 
 
 AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
+
+
+def _verb(method: str, params: Mapping[str, str], content_type: str) -> str:
+    """The Kubernetes verb of a request, as people read it in RBAC errors and metrics."""
+    verb = {"GET": "get", "POST": "create", "DELETE": "delete", "PUT": "update"}.get(method, "patch")
+    if verb == "patch" and content_type == "application/apply-patch+yaml":
+        verb = "apply"
+    return f"dry-run {verb}" if params.get("dryRun") else verb
 
 
 async def load_configuration(kubeconfig: str | None) -> Configuration:
@@ -203,7 +213,7 @@ class Client:
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body, separators=(",", ":"))
-        verb = method if not (params or {}).get("dryRun") else f"{method}(dry-run)"
+        verb = _verb(method, params or {}, content_type)
         self.requests[verb] = self.requests.get(verb, 0) + 1
         # aiohttp sends each Impersonate-Group value as its own header line.
         header_list = [(k, v) for k, v in headers.items() if k != "Impersonate-Group"]
@@ -223,7 +233,7 @@ class Client:
             except json.JSONDecodeError:
                 payload = {"message": text.strip()[:500]}
             if response.status >= 400:
-                raise ApiError(response.status, payload, verb=method, path=path)
+                raise ApiError(response.status, payload, verb=verb, path=path)
             return payload
 
     async def resource(self, api_version: str, kind: str) -> Resource | None:

@@ -82,8 +82,13 @@ async def bounded(limit: int, tasks: Iterable[Awaitable[Any]]) -> list[Any]:
     return await asyncio.gather(*(one(t) for t in tasks), return_exceptions=True)
 
 
-async def prepare(client: kube.Client, docs: list[Document], *, target_namespace: str) -> list[Item]:
-    """Resolve kinds, default namespaces, check uniqueness and namespaces (no writes)."""
+async def prepare(
+    client: kube.Client, docs: list[Document], *, target_namespace: str, operator: kube.Client
+) -> list[Item]:
+    """Resolve kinds, default namespaces, check uniqueness and namespaces (no writes).
+
+    Whether a namespace exists is asked with the operator's own identity (`operator`):
+    a tenant's ServiceAccount usually may not read Namespaces."""
     crds = {
         (d.obj.get("spec", {}).get("group", ""), d.obj.get("spec", {}).get("names", {}).get("kind", "")): d
         for d in docs
@@ -118,7 +123,7 @@ async def prepare(client: kube.Client, docs: list[Document], *, target_namespace
                 api.VALIDATION_FAILED,
                 f"{item.doc.where}: {item.entry.describe()} is also defined in {other.doc.where}",
             )
-    await _check_namespaces(client, items)
+    await _check_namespaces(operator, items)
     return items
 
 
@@ -200,18 +205,40 @@ def _summarise(failures: list[tuple[Item, BaseException]]) -> PlanError:
     return PlanError(reason, "; ".join(lines))
 
 
-def describe_failure(item: Item, error: BaseException, *, verb: str = "dry-run apply") -> tuple[str, str]:
+def redact_secret(message: str, secret: dict[str, Any]) -> str:
+    """`message` without the Secret's values: the API server quotes invalid input back."""
+    for value in _leaves([secret.get("data"), secret.get("stringData")]):
+        for text in {value, value.strip()}:
+            if len(text) >= 3:
+                message = message.replace(text, "***")
+    message = re.sub(r'Invalid value: "(?:[^"\\]|\\.)*"', "Invalid value: (redacted)", message)
+    return re.sub(r"\.\.\.\|.*?\|\.\.\.", "...(redacted)...", message)
+
+
+def _leaves(value: Any) -> Iterable[str]:
+    """Every scalar inside `value`, as text."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None:
+        yield str(value)
+
+
+def describe_failure(item: Item, error: BaseException) -> tuple[str, str]:
     """(reason, message) for a failed request about `item`; Secret values never shown."""
     what = f"{item.doc.where}: {item.entry.describe()}"
     if not isinstance(error, kube.ApiError):
         return api.APPLY_FAILED, f"{what}: {type(error).__name__}: {error}"
     message = error.message
     if item.obj["kind"] == "Secret":
-        message = re.sub(r'Invalid value: "(?:[^"\\]|\\.)*"', "Invalid value: (redacted)", message)
+        message = redact_secret(message, item.obj)
     if error.status == 403:
         namespace = item.obj["metadata"].get("namespace")
         scope = f" in namespace {namespace}" if namespace else " (cluster scope)"
-        return api.ACCESS_DENIED, f"{what}: {verb} of {item.obj['kind']}{scope} denied: {message}"
+        return api.ACCESS_DENIED, f"{what}: {error.verb} of {item.obj['kind']}{scope} denied: {message}"
     if _immutable(error):
         return api.APPLY_FAILED, f"{what}: {message} (set spec.force or the pullsync.dev/force: enabled annotation)"
     return api.VALIDATION_FAILED, f"{what}: {message}"

@@ -43,11 +43,13 @@ class Result:
 
 
 def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kube.Client:
-    """The client a Sync acts with: its ServiceAccount's identity when it names one."""
-    if not spec.service_account_name:
+    """The client a Sync acts with: its ServiceAccount's identity when it names one, or
+    the operator's --default-service-account."""
+    account = spec.service_account_name or services.config.default_service_account
+    if not account:
         return services.client
     return services.client.impersonating(
-        f"system:serviceaccount:{namespace}:{spec.service_account_name}",
+        f"system:serviceaccount:{namespace}:{account}",
         ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
     )
 
@@ -167,7 +169,9 @@ class SyncLoop:
 
         self.stage = "validate"
         try:
-            items = await plan.prepare(client, docs, target_namespace=spec.target_namespace or self.namespace)
+            items = await plan.prepare(
+                client, docs, target_namespace=spec.target_namespace or self.namespace, operator=self.services.client
+            )
             await plan.dry_run(
                 client, [i for i in items if not i.deferred], force=spec.force, concurrency=cfg.max_concurrency
             )

@@ -76,13 +76,13 @@ def render(repo: pygit2.Repository, commit: str, path: str, *, sync_name: str, s
         raise RenderError(f"path {path!r} is a file, not a directory")
     documents: list[Document] = []
     total = 0
-    for file_path, data in _files(repo, root, start, base):
-        if len(data) > limits.file_bytes:
-            raise RenderError(f"{file_path}: {len(data)} bytes is over the limit of {limits.file_bytes} per file")
-        total += len(data)
+    for file_path, blob in _files(repo, root, start, base):
+        if blob.size > limits.file_bytes:  # checked before the content is read
+            raise RenderError(f"{file_path}: {blob.size} bytes is over the limit of {limits.file_bytes} per file")
+        total += blob.size
         if total > limits.total_bytes:
             raise RenderError(f"{file_path}: the manifests exceed the limit of {limits.total_bytes} bytes in total")
-        for doc in _documents(file_path, data, limits):
+        for doc in _documents(file_path, blob.data, limits):
             documents.append(doc)
             if len(documents) > limits.objects:
                 raise RenderError(f"{doc.where}: more than {limits.objects} objects")
@@ -124,8 +124,10 @@ def _link_target(repo: pygit2.Repository, entry: pygit2.Object, link_path: str) 
     return "" if joined == "." else joined
 
 
-def _files(repo: pygit2.Repository, root: pygit2.Tree, tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, bytes]]:
-    """(path, content) of every manifest file below `tree`, in path order."""
+def _files(
+    repo: pygit2.Repository, root: pygit2.Tree, tree: pygit2.Tree, prefix: str
+) -> Iterator[tuple[str, pygit2.Blob]]:
+    """(path, blob) of every manifest file below `tree`, in path order."""
     for entry in sorted(tree, key=lambda e: e.name or ""):
         name = entry.name or ""
         path = f"{prefix}/{name}" if prefix else name
@@ -137,7 +139,7 @@ def _files(repo: pygit2.Repository, root: pygit2.Tree, tree: pygit2.Tree, prefix
         if isinstance(obj, pygit2.Tree):
             yield from _files(repo, root, obj, path)
         elif isinstance(obj, pygit2.Blob) and name.endswith(EXTENSIONS):
-            yield path, obj.data
+            yield path, obj
 
 
 def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
@@ -194,6 +196,8 @@ def _check_events(path: str, text: str, limits: Limits) -> None:
             elif isinstance(event, yaml_events.DocumentEndEvent):
                 index += 1
                 stack = [[None, 0]]
+                if index > limits.objects + 1:
+                    raise RenderError(f"{path}: more than {limits.objects} objects")
     except YAMLError as e:
         raise RenderError(f"{path} (document {index}): {_describe(e)}") from None
 

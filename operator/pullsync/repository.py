@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pullsync import api, bus, conditions, events, kube, source
+from pullsync import api, bus, conditions, events, kube, source, urlpolicy
 from pullsync.gitauth import Credentials, GitFailure, redact_url
 from pullsync.services import Services
 
@@ -110,6 +110,10 @@ class RepositoryLoop:
     async def poll(self, spec: api.GitRepositorySpec) -> bus.Artifact:
         """List refs, resolve, fetch if the commit is new; publish and return the artifact."""
         cache = self.services.cache
+        try:
+            await urlpolicy.check(spec.url, self.services.url_policy)
+        except urlpolicy.Refused as e:
+            raise GitFailure("policy", f"refused by the URL policy: {e}") from None
         creds = await self.credentials(spec)
         refs = await self.git(spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
         resolved = source.resolve(refs, spec.ref)

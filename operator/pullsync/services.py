@@ -1,8 +1,10 @@
 """The shared services of one operator process, created at startup, closed at cleanup."""
 
 import dataclasses
+import os
+from urllib.parse import urlsplit
 
-from pullsync import bus, kube, source
+from pullsync import bus, kube, source, urlpolicy
 from pullsync.config import Config
 
 
@@ -14,11 +16,19 @@ class Services:
     client: kube.Client
     cache: source.Cache
     bus: bus.Bus
+    url_policy: urlpolicy.UrlPolicy
 
     @classmethod
     async def start(cls, cfg: Config) -> "Services":
         client = await kube.Client.connect(cfg.kubeconfig)
-        return cls(config=cfg, client=client, cache=source.Cache(cfg.cache_dir), bus=bus.Bus())
+        cache = source.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
+        api_hosts = {urlsplit(client.server).hostname, os.environ.get("KUBERNETES_SERVICE_HOST")}
+        policy = urlpolicy.UrlPolicy(
+            allow_insecure_http=cfg.allow_insecure_http,
+            allow_local_urls=cfg.allow_local_urls,
+            api_hosts=frozenset(h for h in api_hosts if h) | {"kubernetes.default.svc", "kubernetes.default"},
+        )
+        return cls(config=cfg, client=client, cache=cache, bus=bus.Bus(), url_policy=policy)
 
     async def close(self) -> None:
         await self.client.close()

@@ -52,8 +52,9 @@ def is_ssh(url: str) -> bool:
 class Cache:
     """Bare repositories under `root`, one per URL, counted by their users."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_fetch_bytes: int = 512 * 1024 * 1024) -> None:
         self.root = root
+        self.max_fetch_bytes = max_fetch_bytes
         self._users: dict[str, set[str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self.fetches = 0  # how many fetches ran (polls without a new commit fetch nothing)
@@ -76,7 +77,9 @@ class Cache:
         path = self.path(url)
         if not (path / "HEAD").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            return pygit2.init_repository(str(path), bare=True)
+            repo = pygit2.init_repository(str(path), bare=True)
+            repo.config["http.followRedirects"] = "false"  # a server must not send us elsewhere
+            return repo
         return pygit2.Repository(str(path))
 
     @contextlib.contextmanager
@@ -89,7 +92,7 @@ class Cache:
         lock = self._locks.setdefault(url, threading.Lock())
         with lock, _ssh_lock if ssh else contextlib.nullcontext():
             repo = self._repo(url)
-            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh)
+            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh, max_bytes=self.max_fetch_bytes)
             if ssh:
                 assert creds is not None
                 assert creds.known_hosts is not None

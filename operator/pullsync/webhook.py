@@ -5,12 +5,15 @@ Nothing from the payload is trusted or echoed: a call whose signature checks out
 Accepted: GitHub `X-Hub-Signature-256`, Gitea/Forgejo `X-Gitea-Signature`, GitLab
 `X-Gitlab-Token`, Bitbucket `X-Hub-Signature`, generic `X-Signature: sha256=<hex>`.
 Status codes: 202 accepted, 401 bad or missing signature, 404 unknown repository or no
-webhook secret, 413 body over 1 MiB.
+webhook secret, 413 body over 1 MiB, 429 more than a burst of 20 calls (then 2 per
+second) for one path; the rate limit is checked before anything is looked up.
 """
 
 import base64
 import hmac
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -21,6 +24,26 @@ from pullsync.services import Services
 log = logging.getLogger("pullsync.webhook")
 
 MAX_BODY = 1024 * 1024
+
+
+class RateLimiter:
+    """A token bucket per webhook path, checked before any API lookup; bounded memory."""
+
+    def __init__(self, *, rate: float = 2.0, burst: int = 20, paths: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.paths = paths
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # path -> (tokens, stamp)
+
+    def allow(self, path: str) -> bool:
+        now = time.monotonic()
+        tokens, stamp = self._buckets.pop(path, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[path] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > self.paths:
+            self._buckets.popitem(last=False)
+        return allowed
 
 
 def signature_valid(headers: Mapping[str, str], body: bytes, token: bytes) -> bool:
@@ -45,11 +68,14 @@ def signature_valid(headers: Mapping[str, str], body: bytes, token: bytes) -> bo
     return False
 
 
-def app(services: Services) -> web.Application:
+def app(services: Services, limiter: RateLimiter | None = None) -> web.Application:
     """The aiohttp application of the receiver."""
+    limiter = limiter or RateLimiter()
 
     async def receive(request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
+        if not limiter.allow(f"{namespace}/{name}"):
+            return web.Response(status=429, headers={"Retry-After": "1"}, text="too many requests\n")
         if (request.content_length or 0) > MAX_BODY:
             return web.Response(status=413, text="payload too large\n")
         body = await request.content.read(MAX_BODY + 1)

@@ -15,6 +15,7 @@ from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
 from support.git import HttpGitServer, Repo, SshGitServer
 from support.operator import Operator
+from support.sync import create_gitrepo
 
 PASSWORD_SECRET = "git-creds"
 
@@ -24,18 +25,6 @@ def make_repo(git_http: HttpGitServer) -> tuple[str, Repo, str]:
     repo = git_http.repo(name)
     commit = repo.commit({"deploy/cm.yaml": "kind: ConfigMap\n"}, "first commit")
     return name, repo, commit
-
-
-def create(cluster: Cluster, namespace: str, spec: dict[str, Any], name: str = "app") -> None:
-    cluster.apply(
-        {
-            "apiVersion": "pullsync.dev/v1alpha1",
-            "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        },
-        gitrepo_path(namespace, name),
-    )
 
 
 def http_spec(cluster: Cluster, namespace: str, git_http: HttpGitServer, name: str, **extra: Any) -> dict[str, Any]:
@@ -80,7 +69,7 @@ def test_a_new_repository_gets_an_artifact_at_the_head_commit(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, _, commit = make_repo(git_http)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name))
     got = wait_commit(cluster, namespace, commit)
     assert got["revision"] == f"main@sha1:{commit}"
     assert got["message"] == "first commit"
@@ -98,7 +87,7 @@ def test_a_push_is_picked_up_within_one_interval_and_other_branches_are_ignored(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, repo, first = make_repo(git_http)
-    create(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "2s"})
+    create_gitrepo(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "2s"})
     wait_commit(cluster, namespace, first)
     second = repo.commit({"deploy/cm.yaml": "kind: ConfigMap\nv: 2\n"}, "second")
     wait_commit(cluster, namespace, second, timeout=2 + 3)
@@ -117,7 +106,7 @@ def test_polling_an_unchanged_remote_fetches_nothing(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, _, commit = make_repo(git_http)
-    create(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "1s"})
+    create_gitrepo(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "1s"})
     wait_commit(cluster, namespace, commit)
     fetches = git_http.fetches(name)
     assert fetches >= 1
@@ -149,7 +138,7 @@ def test_tags_semver_and_commits_pick_the_right_revision(
     tags["v2.0.0"] = repo.tag("v2.0.0")
     repo.commit({"a": "3"}, "head of main")
     ref = ref_of(tags)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, ref=ref))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, ref=ref))
     expected = {"tag": "v1.0.0", "semver": "v1.2.0", "commit": "v1.0.0"}[next(iter(ref))]
     got = wait_commit(cluster, namespace, tags[expected])
     if "commit" not in ref:
@@ -162,7 +151,7 @@ def test_ssh_with_the_right_known_hosts_works(
     repo = Repo(git_ssh.root / "ssh-ok.git")
     commit = repo.commit({"x.yaml": "a: 1\n"}, "over ssh")
     cluster.secret(namespace, "ssh", {"identity": git_ssh.identity(), "known_hosts": git_ssh.known_hosts()})
-    create(cluster, namespace, {"url": git_ssh.url("ssh-ok"), "interval": "1h", "secretRef": {"name": "ssh"}})
+    create_gitrepo(cluster, namespace, {"url": git_ssh.url("ssh-ok"), "interval": "1h", "secretRef": {"name": "ssh"}})
     wait_commit(cluster, namespace, commit)
 
 
@@ -192,7 +181,9 @@ def test_ssh_refuses_an_unverified_host_key(
         data["known_hosts"] = other.known_hosts().replace(f":{other.port}]", f":{git_ssh.port}]")
         other.stop()
     cluster.secret(namespace, "ssh", data)
-    create(cluster, namespace, {"url": git_ssh.url("ssh-refused"), "interval": "1h", "secretRef": {"name": "ssh"}})
+    create_gitrepo(
+        cluster, namespace, {"url": git_ssh.url("ssh-refused"), "interval": "1h", "secretRef": {"name": "ssh"}}
+    )
     ready = wait_failed(cluster, namespace, words)
     assert ready["reason"] == "FetchFailed"
     assert not artifact(cluster, namespace)
@@ -225,7 +216,7 @@ def test_failures_say_what_went_wrong_without_leaking_credentials(
     name, _, _ = make_repo(git_http)
     spec = http_spec(cluster, namespace, git_http, name)
     mutate(spec, cluster, namespace)
-    create(cluster, namespace, spec)
+    create_gitrepo(cluster, namespace, spec)
     ready = wait_failed(cluster, namespace, words.format(ns=namespace))
     assert ready["reason"] == "FetchFailed"
     obj = cluster.get(gitrepo_path(namespace, "app"))
@@ -240,7 +231,7 @@ def test_the_last_good_artifact_stays_when_the_remote_fails(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, _, commit = make_repo(git_http)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name))
     wait_commit(cluster, namespace, commit)
     cluster.secret(namespace, PASSWORD_SECRET, {"username": "git", "password": "no-longer-valid"})
     request_reconcile(cluster, namespace)
@@ -252,7 +243,7 @@ def test_requested_at_triggers_a_poll_and_is_echoed(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, repo, first = make_repo(git_http)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name))
     wait_commit(cluster, namespace, first)
     second = repo.commit({"b": "2"}, "second")
     stamp = request_reconcile(cluster, namespace)
@@ -266,11 +257,11 @@ def test_requested_at_triggers_a_poll_and_is_echoed(
 
 def test_suspend_stops_polling(cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer) -> None:
     name, _, commit = make_repo(git_http)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=True))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=True))
     ready = wait.until(lambda: condition(cluster.get(gitrepo_path(namespace, "app"))), what="Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Suspended")
     assert git_http.fetches(name) == 0
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=False))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=False))
     wait_commit(cluster, namespace, commit)
 
 
@@ -278,7 +269,7 @@ def test_deleting_a_gitrepository_does_not_hang(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, _, commit = make_repo(git_http)
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name))
     wait_commit(cluster, namespace, commit)
     cache = operator.config.cache_dir
     assert any(cache.glob("*.git"))
@@ -303,7 +294,7 @@ def test_a_signed_webhook_call_triggers_a_poll_at_once(
 ) -> None:
     name, repo, first = make_repo(git_http)
     cluster.secret(namespace, "hook", {"token": "hook-token-123"})
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
     wait_commit(cluster, namespace, first)
     second = repo.commit({"c": "3"}, "pushed")
     body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
@@ -321,7 +312,7 @@ def test_the_webhook_refuses_bad_signatures_unknown_repositories_and_large_bodie
 ) -> None:
     name, _, first = make_repo(git_http)
     cluster.secret(namespace, "hook", {"token": "hook-token-123"})
-    create(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, webhookSecretRef={"name": "hook"}))
     wait_commit(cluster, namespace, first)
     polls = len(git_http.requests)
     bad = {"X-Hub-Signature-256": "sha256=" + "0" * 64}

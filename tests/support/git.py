@@ -51,8 +51,15 @@ class Repo:
         git("init", "-q", "-b", "main", str(self.work))
         git("-C", str(self.work), "remote", "add", "origin", str(bare))
 
-    def commit(self, files: dict[str, str | None], message: str = "change", *, branch: str = "main") -> str:
-        """Write (or, with None, delete) files, commit, push `branch`; return the commit SHA."""
+    def commit(
+        self,
+        files: dict[str, str | None],
+        message: str = "change",
+        *,
+        branch: str = "main",
+        links: dict[str, str] | None = None,
+    ) -> str:
+        """Write (or, with None, delete) files and symlinks, commit, push `branch`; return the SHA."""
         current = git("-C", str(self.work), "branch", "--show-current") or "main"
         if current != branch:
             exists = git("-C", str(self.work), "branch", "--list", branch)
@@ -64,6 +71,9 @@ class Repo:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(content)
+        for name, target in (links or {}).items():
+            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, self.work / name)
         git("-C", str(self.work), "add", "-A")
         git("-C", str(self.work), "commit", "-q", "--allow-empty", "-m", message)
         git("-C", str(self.work), "push", "-q", "-f", "origin", branch)

@@ -1,6 +1,7 @@
 """The operator, run in the test process (a thread with its own event loop), logs captured."""
 
 import asyncio
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -35,6 +36,8 @@ class Operator:
             webhook_addr=f"127.0.0.1:{self.webhook_port}",
             metrics_addr=f"127.0.0.1:{free_port()}",
             health_addr=f"127.0.0.1:{self.health_port}",
+            allow_insecure_http=True,  # the test git servers are plain HTTP on loopback
+            allow_local_urls=True,
             **overrides,  # type: ignore[arg-type]
         )
         self.logs = CapturingHandler()
@@ -70,6 +73,11 @@ class Operator:
         self.stop_flag.set()
         self.thread.join(30)
         logging.getLogger().removeHandler(self.logs)
+
+    def reconfigure(self, **changes: object) -> None:
+        """Change operator flags at run time (as a restart with other flags would)."""
+        services = self.memo.services
+        services.config = dataclasses.replace(services.config, **changes)  # type: ignore[arg-type]
 
     def log_text(self) -> str:
         return "\n".join(self.logs.lines)

@@ -20,22 +20,29 @@ class Source:
         cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
         self.interval = interval
 
-    def push(self, files: dict[str, str | None], message: str = "change") -> str:
+    def push(self, files: dict[str, str | None], message: str = "change", links: dict[str, str] | None = None) -> str:
         """Commit and push, then make the GitRepository poll at once; return the commit."""
-        commit = self.repo.commit(files, message)
+        commit = self.repo.commit(files, message, links=links)
         if self.cluster.get(gitrepo_path(self.namespace, "app")) is None:
-            self.cluster.apply(
-                {
-                    "apiVersion": "pullsync.dev/v1alpha1",
-                    "kind": "GitRepository",
-                    "metadata": {"name": "app", "namespace": self.namespace},
-                    "spec": {"url": self.url, "interval": self.interval, "secretRef": {"name": "git"}},
-                },
-                gitrepo_path(self.namespace, "app"),
+            create_gitrepo(
+                self.cluster, self.namespace, {"url": self.url, "interval": self.interval, "secretRef": {"name": "git"}}
             )
         else:
             request(self.cluster, gitrepo_path(self.namespace, "app"))
         return commit
+
+
+def create_gitrepo(cluster: Cluster, namespace: str, spec: dict[str, Any], name: str = "app") -> None:
+    """Create or update (server-side apply) the GitRepository `name`."""
+    cluster.apply(
+        {
+            "apiVersion": "pullsync.dev/v1alpha1",
+            "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
+        gitrepo_path(namespace, name),
+    )
 
 
 def request(cluster: Cluster, path: str) -> str:
