@@ -25,6 +25,8 @@ pygit2.settings.server_connect_timeout = 15_000
 pygit2.settings.server_timeout = 30_000
 
 _ssh_lock = threading.Lock()  # libgit2 reads known_hosts from a process-wide home dir
+_trusted_cas: set[str] = set()
+_ca_lock = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Cache:
         lock = self._locks.setdefault(url, threading.Lock())
         with lock, _ssh_lock if ssh else contextlib.nullcontext():
             repo = self._repo(url)
+            if creds is not None and creds.ca_cert:
+                self._trust(creds.ca_cert)
             callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh, max_bytes=self.max_fetch_bytes)
             if ssh:
                 assert creds is not None
@@ -104,6 +108,18 @@ class Cache:
                 yield repo, repo.remotes.create_anonymous(url), callbacks
             except Exception as e:
                 raise classify(e, creds) from None
+
+    def _trust(self, ca_pem: str) -> None:
+        """Add a CA to libgit2's TLS trust store (one per process, so it is shared; see docs)."""
+        digest = hashlib.sha256(ca_pem.encode()).hexdigest()
+        with _ca_lock:
+            if digest in _trusted_cas:
+                return
+            path = self.root / ".ca" / f"{digest[:24]}.crt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(ca_pem)
+            pygit2.settings.set_ssl_cert_locations(str(path), None)
+            _trusted_cas.add(digest)
 
     def list_refs(self, url: str, creds: Credentials | None, timeout: float) -> dict[str, str]:
         """Remote refs by name (peeled tags as `refs/tags/x^{}`), plus `HEAD -> refs/heads/...`."""

@@ -7,13 +7,14 @@ import json
 import secrets
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
-from support.git import HttpGitServer, Repo, SshGitServer
+from support.git import HttpGitServer, Repo, SshGitServer, make_ca
 from support.operator import Operator
 from support.sync import create_gitrepo
 
@@ -321,3 +322,23 @@ def test_the_webhook_refuses_bad_signatures_unknown_repositories_and_large_bodie
     assert post_hook(operator, f"/hooks/{namespace}/nope", b"{}", bad) == 404
     assert post_hook(operator, f"/hooks/{namespace}/app", b"x" * (2 * 1024 * 1024), bad) == 413
     assert len(git_http.requests) == polls
+
+
+def test_https_with_a_private_ca_needs_ca_crt(
+    cluster: Cluster, operator: Operator, namespace: str, tmp_path: Path
+) -> None:
+    ca, cert, key = make_ca(tmp_path)
+    server = HttpGitServer(tmp_path / "repos", tls=(cert, key))
+    try:
+        repo = server.repo("tls")
+        commit = repo.commit({"a.yaml": "a: 1\n"}, "over https")
+        creds = {"username": server.username, "password": server.password}
+        cluster.secret(namespace, "git", creds)
+        create_gitrepo(cluster, namespace, {"url": server.url("tls"), "interval": "1h", "secretRef": {"name": "git"}})
+        ready = wait_failed(cluster, namespace, "TLS certificate of 127.0.0.1 is not trusted")
+        assert ready["reason"] == "FetchFailed"
+        cluster.secret(namespace, "git", {**creds, "ca.crt": ca.read_text()})
+        request_reconcile(cluster, namespace)
+        wait_commit(cluster, namespace, commit)
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ import http.server
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -90,7 +91,13 @@ class HttpGitServer:
     """git http-backend behind basic auth, on a loopback port, in a thread."""
 
     def __init__(
-        self, root: Path, username: str = "git", password: str = "s3cret-pa55word", *, port: int | None = None
+        self,
+        root: Path,
+        username: str = "git",
+        password: str = "s3cret-pa55word",
+        *,
+        port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.root = root
         self.username = username
@@ -156,11 +163,17 @@ class HttpGitServer:
 
         self.port = port or free_port()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.scheme = "http"
+        if tls is not None:  # (certificate chain, key)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}.git"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}.git"
 
     def repo(self, name: str) -> Repo:
         return Repo(self.root / f"{name}.git")
@@ -172,6 +185,23 @@ class HttpGitServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def make_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ca, ca_key, cert, key, csr = (directory / n for n in ("ca.crt", "ca.key", "tls.crt", "tls.key", "tls.csr"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+    return ca, cert, key
 
 
 class SshGitServer:
