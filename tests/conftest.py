@@ -25,8 +25,10 @@ def cluster() -> Cluster:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[Operator]:
-    """The operator in this process, with its own identity (for request counting)."""
-    op = Operator(cluster.kubeconfig.parent / "operator.kubeconfig").start()
+    """The operator in this process, with its own identity (for request counting), watching
+    the namespaces of the `namespace` fixture (`test-*`): other tests run operators of
+    their own (the chart's identity, leader election) in namespaces named otherwise."""
+    op = Operator(cluster.kubeconfig.parent / "operator.kubeconfig", namespaces=("test-*",)).start()
     yield op
     op.stop()
 

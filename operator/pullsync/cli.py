@@ -1,12 +1,16 @@
 """The `pullsync` command line: `pullsync run` starts the operator."""
 
 import argparse
+import asyncio
 import logging
 import os
+import secrets
+import signal
+import socket
 import sys
 from pathlib import Path
 
-from pullsync import __version__, config
+from pullsync import __version__, config, endpoints, kube, leader
 from pullsync.render import Limits
 
 
@@ -57,6 +61,17 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--max-fetch-bytes", type=int, default=config.Config().max_fetch_bytes, help="bytes received per git fetch"
     )
+    ha = run.add_argument_group("high availability")
+    ha.add_argument(
+        "--leader-elect", action="store_true", help="reconcile only while holding a Lease (for replicas > 1)"
+    )
+    ha.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE or default)",
+    )
+    ha.add_argument("--leader-election-id", default="pullsync", help="name of the Lease [pullsync]")
+    ha.add_argument("--lease-duration", type=float, default=15.0, help="seconds a leader may go without renewing [15]")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -95,22 +110,80 @@ def main(argv: list[str] | None = None) -> int:
             nodes=args.max_yaml_nodes,
         ),
         max_fetch_bytes=args.max_fetch_bytes,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        leader_election_id=args.leader_election_id,
+        lease_duration=args.lease_duration,
     )
     return run(cfg)
 
 
 def run(cfg: config.Config) -> int:
-    """Run the Kopf operator until SIGTERM/SIGINT; 0 on a clean stop."""
+    """Run the operator until SIGTERM/SIGINT (0) or until it loses the leadership (1)."""
+    return asyncio.run(_run(cfg))
+
+
+async def _run(cfg: config.Config) -> int:
     import kopf
 
     from pullsync import handlers  # noqa: F401 - registers the handlers
 
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("kopf").setLevel(logging.WARNING)  # Kopf's per-handler chatter
-    kopf.run(
-        standalone=True,
-        clusterwide=not cfg.namespaces,
-        namespaces=list(cfg.namespaces),
-        memo=kopf.Memo(config=cfg),
+    ready = asyncio.Event()
+    servers = endpoints.Servers()
+    await servers.start((cfg.health_addr, endpoints.health_app(ready)), (cfg.metrics_addr, endpoints.metrics_app()))
+    election: leader.Election | None = None
+    keeper: asyncio.Task[None] | None = None
+    try:
+        if cfg.leader_elect:
+            election = await _campaign(cfg)
+            if election is None:
+                return 0  # stopped while waiting
+            keeper = asyncio.create_task(election.keep())
+        await kopf.operator(
+            standalone=True,
+            clusterwide=not cfg.namespaces,
+            namespaces=list(cfg.namespaces),
+            memo=kopf.Memo(config=cfg, ready=ready),
+            stop_flag=election.lost if election else None,
+        )
+        return 1 if election and election.lost.is_set() else 0
+    finally:
+        if election is not None:
+            if keeper is not None:
+                keeper.cancel()
+            await election.release()
+            await election.client.close()
+        await servers.stop()
+
+
+async def _campaign(cfg: config.Config) -> leader.Election | None:
+    """Wait for the Lease (or a stop signal, then None)."""
+    client = await kube.Client.connect(cfg.kubeconfig)
+    identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    election = leader.Election(
+        client,
+        namespace=cfg.leader_election_namespace,
+        name=cfg.leader_election_id,
+        identity=identity,
+        duration=cfg.lease_duration,
+        renew=cfg.lease_duration / 3,
+        retry=max(0.5, cfg.lease_duration / 7),
     )
-    return 0
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    acquired = asyncio.create_task(election.acquire())
+    stopped = asyncio.create_task(stopping.wait())
+    await asyncio.wait({acquired, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)  # from here on Kopf handles them
+    stopped.cancel()
+    if not acquired.done():
+        acquired.cancel()
+        await client.close()
+        return None
+    acquired.result()
+    return election

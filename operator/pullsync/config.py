@@ -23,6 +23,10 @@ class Config:
     default_service_account: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     max_fetch_bytes: int = 512 * 1024 * 1024
+    leader_elect: bool = False
+    leader_election_namespace: str = "default"
+    leader_election_id: str = "pullsync"
+    lease_duration: float = 15.0
 
 
 def split_addr(addr: str) -> tuple[str, int]:

@@ -1,6 +1,7 @@
-"""The operator's HTTP servers: health (`/healthz`, `/readyz`), metrics, the webhook receiver.
-
-Each runs on its own address (`--health-addr`, `--metrics-addr`, `--webhook-addr`).
+"""The operator's HTTP servers: health (`/healthz`, `/readyz`) and metrics, which run for
+the whole process (a standby replica is alive but not ready), and the webhook receiver,
+which runs while the operator reconciles. Each has its own address (`--health-addr`,
+`--metrics-addr`, `--webhook-addr`).
 """
 
 import asyncio
@@ -9,8 +10,7 @@ import contextlib
 import prometheus_client
 from aiohttp import web
 
-from pullsync import config, webhook
-from pullsync.services import Services
+from pullsync import config
 
 
 def health_app(ready: asyncio.Event) -> web.Application:
@@ -42,19 +42,14 @@ def metrics_app() -> web.Application:
 
 
 class Servers:
-    """The three servers, started together and stopped together."""
+    """HTTP servers started together and stopped together."""
 
     def __init__(self) -> None:
         self.runners: list[web.AppRunner] = []
-        self.ready = asyncio.Event()
 
-    async def start(self, services: Services) -> None:
-        cfg = services.config
-        for addr, application in (
-            (cfg.health_addr, health_app(self.ready)),
-            (cfg.metrics_addr, metrics_app()),
-            (cfg.webhook_addr, webhook.app(services)),
-        ):
+    async def start(self, *apps: tuple[str, web.Application]) -> None:
+        """Serve each (host:port, application)."""
+        for addr, application in apps:
             host, port = config.split_addr(addr)
             runner = web.AppRunner(application, access_log=None)
             await runner.setup()

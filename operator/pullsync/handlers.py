@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, bus, kube, reconcile, repository
+from pullsync import api, bus, kube, reconcile, repository, webhook
 from pullsync.endpoints import Servers
 from pullsync.services import Services
 
@@ -35,8 +35,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
     memo.services = await Services.start(memo.config)
     memo.servers = Servers()
-    await memo.servers.start(memo.services)
-    memo.servers.ready.set()
+    await memo.servers.start((memo.config.webhook_addr, webhook.app(memo.services)))
+    if memo.get("ready") is not None:
+        memo.ready.set()  # /readyz: this replica reconciles and receives webhooks
     namespaces = ", ".join(memo.config.namespaces) or "all namespaces"
     log.info("pullsync started: watching %s, API server %s", namespaces, memo.services.client.server)
 

@@ -1,17 +1,14 @@
 """The foundation: CRDs installed and documented, invalid objects refused by the API
 server with the field named, printer columns, and the operator process itself."""
 
-import os
+import secrets
 import signal
-import subprocess
-import sys
-import urllib.request
 
 import pytest
 
 from support import wait
 from support.cluster import Cluster, condition, sync_path
-from support.git import free_port
+from support.operator import OperatorProcess
 
 GITREPO = """
 apiVersion: pullsync.dev/v1alpha1
@@ -133,40 +130,13 @@ def test_valid_objects_get_defaults_and_printer_columns(cluster: Cluster, namesp
     assert header == ["NAME", "URL", "READY", "REVISION", "AGE", "STATUS"]
 
 
-def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(cluster: Cluster, namespace: str) -> None:
-    health = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pullsync",
-            "run",
-            "--namespace",
-            namespace,
-            "--health-addr",
-            f"127.0.0.1:{health}",
-            "--webhook-addr",
-            f"127.0.0.1:{free_port()}",
-            "--metrics-addr",
-            f"127.0.0.1:{free_port()}",
-            "--cache-dir",
-            str(cluster.kubeconfig.parent / f"cache-{namespace}"),
-        ],
-        env={**cluster.env(), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(cluster: Cluster) -> None:
+    namespace = f"proc-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", namespace)
+    process = OperatorProcess(cluster.kubeconfig, "--namespace", namespace)
     try:
-
-        def probe(path: str) -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}{path}", timeout=1) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait.until(lambda: probe("/healthz") and probe("/readyz"), timeout=30, what="/healthz and /readyz")
+        process.wait_ready()
+        assert process.probe("/healthz") == 200
         cluster.kubectl(
             "apply",
             "-f",
@@ -174,12 +144,9 @@ def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(cl
             input=SYNC.format(name="app", ns=namespace, kind="GitRepository", prune="prune: true", extra=""),
         )
         ready = wait.until(lambda: condition(cluster.get(sync_path(namespace, "app"))), what="a Ready condition")
-        assert ready["status"] in ("False", "Unknown")
-        assert ready["reason"]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
+        assert process.stop(signal.SIGTERM) == 0
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        output = process.communicate()[0]
-    assert "pullsync started" in output
+        process.stop(signal.SIGKILL)
+        cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
+    assert "pullsync started" in process.output()

@@ -3,8 +3,13 @@
 import asyncio
 import dataclasses
 import logging
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import kopf
@@ -81,3 +86,51 @@ class Operator:
 
     def log_text(self) -> str:
         return "\n".join(self.logs.lines)
+
+
+class OperatorProcess:
+    """`pullsync run` as a separate process, as a pod would run it."""
+
+    def __init__(self, kubeconfig: Path, *args: str) -> None:
+        self.health_port = free_port()
+        self.webhook_port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix="pullsync-operator-", suffix=".log")[1])
+        command = [
+            sys.executable, "-m", "pullsync", "run", *args,
+            "--kubeconfig", str(kubeconfig),
+            "--health-addr", f"127.0.0.1:{self.health_port}",
+            "--webhook-addr", f"127.0.0.1:{self.webhook_port}",
+            "--metrics-addr", f"127.0.0.1:{free_port()}",
+            "--cache-dir", tempfile.mkdtemp(prefix="pullsync-cache-"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def probe(self, path: str) -> int:
+        """The HTTP status of a health endpoint, 0 when nothing answers."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}", timeout=1) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+        except OSError:
+            return 0
+
+    def wait_ready(self) -> None:
+        wait.until(lambda: self.probe("/readyz") == 200, timeout=30, what="/readyz")
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()

@@ -1,0 +1,216 @@
+"""The chart against the real API server: helm install/upgrade/uninstall, the operator run
+with the chart ServiceAccount's own token (so its RBAC is proven, not assumed), namespaced
+mode, and leader election between two operator processes."""
+
+import base64
+import json
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import manifests as m
+from support import wait
+from support.cluster import Cluster, condition, sync_path
+from support.git import HttpGitServer
+from support.helm import CHART, helm
+from support.operator import OperatorProcess
+from support.sync import Source, create_sync, wait_applied
+
+LOCAL_GIT = ("--allow-insecure-http", "--allow-local-urls")  # the test git server is HTTP on loopback
+
+
+def install(cluster: Cluster, release: str, *sets: str) -> str:
+    namespace = f"chart-{release}"
+    args = [a for s in sets for a in ("--set", s)]
+    helm("install", release, str(CHART), "-n", namespace, "--create-namespace", *args, env=cluster.env())
+    return namespace
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, account: str, directory: Path) -> Path:
+    """A kubeconfig with the ServiceAccount's own token (the token controller's Secret)."""
+
+    def token() -> str:
+        sa = cluster.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
+        names = [s["name"] for s in sa.get("secrets") or []]
+        assert names, "no token Secret yet"
+        secret = cluster.get(f"/api/v1/namespaces/{namespace}/secrets/{names[0]}") or {}
+        return base64.b64decode(secret["data"]["token"]).decode()
+
+    value = wait.until(token, what=f"a token for {namespace}/{account}")
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": cluster.server,
+                            "certificate-authority": str(cluster.kubeconfig.parent / "pki" / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": value}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def apps(cluster: Cluster) -> Iterator[list[str]]:
+    """Application namespaces outside the session operator's `test-*` scope."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"chart-app-{secrets.token_hex(3)}"
+        cluster.kubectl("create", "namespace", name)
+        made.append(name)
+        return name
+
+    yield made.__class__((make(), make()))
+    for name in made:
+        cluster.api("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def test_helm_install_creates_crds_and_rbac_and_the_chart_identity_runs_a_sync(
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str], tmp_path: Path
+) -> None:
+    release = f"r{secrets.token_hex(3)}"
+    namespace = install(cluster, release)
+    try:
+        for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev"):
+            assert cluster.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}") is not None
+        assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{release}-pullsync") is not None
+        kubeconfig = token_kubeconfig(cluster, namespace, f"{release}-pullsync", tmp_path)
+        app = apps[0]
+        role = f"{app}-viewer"
+        source = Source(cluster, app, git_http)
+        commit = source.push(
+            {"cm.yaml": m.configmap("cm"), "web.yaml": m.deployment("web"), "role.yaml": m.clusterrole(role)}
+        )
+        create_sync(cluster, app)
+        process = OperatorProcess(kubeconfig, "--namespace", app, *LOCAL_GIT)
+        try:
+            process.wait_ready()
+            wait_applied(cluster, app, commit)
+        finally:
+            assert process.stop() == 0
+        assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}") is not None
+        assert "Forbidden" not in process.output()
+    finally:
+        helm("uninstall", release, "-n", namespace, env=cluster.env())
+        cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
+def test_namespaced_mode_touches_only_its_namespaces(
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str], tmp_path: Path
+) -> None:
+    mine, other = apps
+    release = f"n{secrets.token_hex(3)}"
+    namespace = install(cluster, release, f"watchNamespaces={{{mine}}}")
+    try:
+        kubeconfig = token_kubeconfig(cluster, namespace, f"{release}-pullsync", tmp_path)
+        sources = {ns: Source(cluster, ns, git_http) for ns in (mine, other)}
+        commits = {ns: s.push({"cm.yaml": m.configmap("cm")}) for ns, s in sources.items()}
+        for ns in (mine, other):
+            create_sync(cluster, ns)
+        process = OperatorProcess(kubeconfig, "--namespace", mine, *LOCAL_GIT)
+        try:
+            process.wait_ready()
+            wait_applied(cluster, mine, commits[mine])
+        finally:
+            assert process.stop() == 0
+        assert not (cluster.get(sync_path(other, "app")) or {}).get("status")
+        assert cluster.get(f"/api/v1/namespaces/{other}/configmaps/cm") is None
+        denied = cluster.kubectl("--kubeconfig", str(kubeconfig), "get", "secrets", "-n", other, check=False)
+        assert denied.returncode != 0
+        assert "forbidden" in denied.stderr.lower()
+        allowed = cluster.kubectl("--kubeconfig", str(kubeconfig), "get", "secrets", "-n", mine, check=False)
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        helm("uninstall", release, "-n", namespace, env=cluster.env())
+        cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
+def lease_holder(cluster: Cluster, namespace: str) -> str:
+    lease = cluster.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/pullsync") or {}
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_two_replicas_one_reconciles_and_the_other_takes_over(
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str]
+) -> None:
+    app = apps[0]
+    source = Source(cluster, app, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, app)
+    args = (
+        "--namespace",
+        app,
+        "--leader-elect",
+        "--leader-election-namespace",
+        app,
+        "--lease-duration",
+        "3",
+        *LOCAL_GIT,
+    )
+    replicas = [OperatorProcess(cluster.kubeconfig, *args) for _ in range(2)]
+    try:
+        wait.until(lambda: lease_holder(cluster, app), what="a leader")
+        wait_applied(cluster, app, first)
+        ready = wait.until(
+            lambda: (
+                sorted(r.probe("/readyz") for r in replicas) == [200, 503] and [r.probe("/readyz") for r in replicas]
+            ),
+            what="one ready replica",
+        )
+        leader, standby = (replicas[0], replicas[1]) if ready[0] == 200 else (replicas[1], replicas[0])
+        assert "waiting to become the leader" in standby.output()
+        assert "Applied revision" not in standby.output()
+        leader.stop(signal.SIGKILL)  # a crash: the Lease is not released
+        killed = time.monotonic()
+        second = source.push({"cm.yaml": m.configmap("cm", "v2")})
+        wait_applied(cluster, app, second, timeout=15)
+        failover = time.monotonic() - killed
+        assert failover < 3 + 3 + 2, f"failover took {failover:.1f}s"
+        assert "became the leader" in standby.output()
+        assert condition(cluster.get(sync_path(app, "app")))["status"] == "True"
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_helm_upgrade_changes_the_deployment_and_uninstall_keeps_the_crds(cluster: Cluster) -> None:
+    release = f"u{secrets.token_hex(3)}"
+    namespace = install(cluster, release)
+    deployment = f"/apis/apps/v1/namespaces/{namespace}/deployments/{release}-pullsync"
+    assert (cluster.get(deployment) or {})["spec"]["replicas"] == 1
+    helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "replicas=2",
+        "--set",
+        "operator.verbose=true",
+        env=cluster.env(),
+    )
+    upgraded = cluster.get(deployment) or {}
+    assert upgraded["spec"]["replicas"] == 2
+    assert "--verbose" in upgraded["spec"]["template"]["spec"]["containers"][0]["args"]
+    helm("uninstall", release, "-n", namespace, env=cluster.env())
+    assert cluster.get(deployment) is None
+    assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{release}-pullsync") is None
+    assert cluster.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/syncs.pullsync.dev") is not None
+    cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
