@@ -12,7 +12,7 @@ import dataclasses
 import time
 from typing import Any
 
-from pullsync import api, inventory, kube
+from pullsync import api, inventory, kube, watchcache
 from pullsync.plan import CRD, Item, bounded, describe_failure
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
@@ -86,15 +86,22 @@ class PruneResult:
 
 
 async def prune(
-    client: kube.Client, stale: list[inventory.Entry], *, sync_name: str, sync_namespace: str, concurrency: int
+    client: kube.Client,
+    stale: list[inventory.Entry],
+    *,
+    sync_name: str,
+    sync_namespace: str,
+    concurrency: int,
+    cache: watchcache.LiveCache | None = None,
 ) -> PruneResult:
-    """Delete the stale entries that are still ours; Namespaces after everything else."""
+    """Delete the stale entries that are still ours; Namespaces after everything else.
+    Deletions by pullsync are not drift: the live cache is told before each one."""
     result = PruneResult()
     labels = api.owner_labels(sync_name, sync_namespace)
     namespaces = [e for e in stale if e.kind == "Namespace" and e.v == "v1"]
     others = [e for e in stale if e not in namespaces]
     for batch in (others, namespaces):
-        outcomes = await bounded(concurrency, (_prune_one(client, e, labels) for e in batch))
+        outcomes = await bounded(concurrency, (_prune_one(client, e, labels, cache) for e in batch))
         for entry, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 result.kept.append(entry)
@@ -104,7 +111,9 @@ async def prune(
     return result
 
 
-async def _prune_one(client: kube.Client, entry: inventory.Entry, labels: dict[str, str]) -> bool:
+async def _prune_one(
+    client: kube.Client, entry: inventory.Entry, labels: dict[str, str], cache: watchcache.LiveCache | None
+) -> bool:
     """True if deleted; False if gone already, no longer ours, or protected."""
     resource = await client.resource(entry.v, entry.kind)
     if resource is None:
@@ -115,6 +124,8 @@ async def _prune_one(client: kube.Client, entry: inventory.Entry, labels: dict[s
     live_labels = live.get("metadata", {}).get("labels") or {}
     if any(live_labels.get(k) != v for k, v in labels.items()) or api.is_disabled(live, api.ANNOTATION_PRUNE):
         return False
+    if cache is not None:
+        cache.forget(resource, entry.namespace or None, entry.name)
     return await client.delete(resource, entry.namespace or None, entry.name, uid=live["metadata"].get("uid"))
 
 

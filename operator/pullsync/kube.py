@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -193,6 +193,18 @@ class Client:
         view.requests = self.requests
         return view
 
+    async def _headers(self, content_type: str | None = None) -> multidict.CIMultiDict[str]:
+        headers = multidict.CIMultiDict(await self._auth())
+        headers["Accept"] = "application/json"
+        headers["User-Agent"] = USER_AGENT
+        if content_type:
+            headers["Content-Type"] = content_type
+        if "Impersonate-User" in self.impersonation:
+            headers["Impersonate-User"] = str(self.impersonation["Impersonate-User"])
+        for group in self.impersonation.get("Impersonate-Group", []):
+            headers.add("Impersonate-Group", group)  # one header line per group
+        return headers
+
     async def request(
         self,
         method: str,
@@ -204,28 +216,16 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON; raise ApiError on non-2xx."""
-        headers = await self._auth()
-        headers["Accept"] = "application/json"
-        headers["User-Agent"] = USER_AGENT
-        for key, value in self.impersonation.items():
-            headers[key] = ",".join(value) if isinstance(value, list) else value
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":"))
         verb = _verb(method, params or {}, content_type)
         self.requests[verb] = self.requests.get(verb, 0) + 1
-        # aiohttp sends each Impersonate-Group value as its own header line.
-        header_list = [(k, v) for k, v in headers.items() if k != "Impersonate-Group"]
-        header_list += [("Impersonate-Group", g) for g in self.impersonation.get("Impersonate-Group", [])]
-        client_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        data = json.dumps(body, separators=(",", ":")) if body is not None else None
         async with self.session.request(
             method,
             self.server + path,
             params=params,
             data=data,
-            headers=multidict.CIMultiDict(header_list) if header_list else None,
-            timeout=client_timeout or aiohttp.helpers.sentinel,
+            headers=await self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
         ) as response:
             text = await response.text()
             try:
@@ -235,6 +235,21 @@ class Client:
             if response.status >= 400:
                 raise ApiError(response.status, payload, verb=verb, path=path)
             return payload
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, *, params: Mapping[str, str]) -> AsyncIterator[aiohttp.StreamReader]:
+        """A watch: the response body, one JSON event per line."""
+        self.requests["watch"] = self.requests.get("watch", 0) + 1
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get("timeoutSeconds", 300)) + 30)
+        async with self.session.get(
+            self.server + path, params=params, headers=await self._headers(), timeout=timeout
+        ) as response:
+            if response.status >= 400:
+                text = await response.text()
+                raise ApiError(
+                    response.status, json.loads(text) if text.startswith("{") else {}, verb="watch", path=path
+                )
+            yield response.content
 
     async def resource(self, api_version: str, kind: str) -> Resource | None:
         """The resource serving `kind` in `api_version`, or None if the server has none."""

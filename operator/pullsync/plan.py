@@ -9,13 +9,16 @@ that does not exist yet) are `deferred` and dry-run after stage 1 is applied.
 
 import asyncio
 import dataclasses
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import jsonpatch
 
-from pullsync import api, inventory, kube
+from pullsync import api, inventory, kube, watchcache
 from pullsync.render import Document
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
@@ -42,6 +45,12 @@ class Item:
     result: dict[str, Any] | None = None
     patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     recreate: bool = False  # an immutable field changed and force is on
+    skipped: bool = False  # unchanged since pullsync last applied or verified it: no dry-run needed
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A hash of the desired object (what git says, with namespace and labels)."""
+        return hashlib.sha256(json.dumps(self.obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -83,7 +92,12 @@ async def bounded(limit: int, tasks: Iterable[Awaitable[Any]]) -> list[Any]:
 
 
 async def prepare(
-    client: kube.Client, docs: list[Document], *, target_namespace: str, operator: kube.Client
+    client: kube.Client,
+    docs: list[Document],
+    *,
+    target_namespace: str,
+    operator: kube.Client,
+    cache: watchcache.LiveCache | None = None,
 ) -> list[Item]:
     """Resolve kinds, default namespaces, check uniqueness and namespaces (no writes).
 
@@ -123,16 +137,20 @@ async def prepare(
                 api.VALIDATION_FAILED,
                 f"{item.doc.where}: {item.entry.describe()} is also defined in {other.doc.where}",
             )
-    await _check_namespaces(operator, items)
+    await _check_namespaces(operator, items, cache)
     return items
 
 
-async def _check_namespaces(client: kube.Client, items: list[Item]) -> None:
+async def _check_namespaces(client: kube.Client, items: list[Item], cache: watchcache.LiveCache | None) -> None:
     """Objects bound for a namespace that the set creates wait for stage 1; others need it to exist."""
     created = {i.obj["metadata"]["name"] for i in items if i.group_kind == ("", "Namespace")}
-    namespaces_resource = kube.Resource("", "v1", "Namespace", "namespaces", False)
     wanted = sorted({i.obj["metadata"].get("namespace") for i in items} - {None})
-    found = await bounded(8, (client.get(namespaces_resource, None, ns) for ns in wanted))
+
+    async def lookup(namespace: str) -> dict[str, Any] | None:
+        live = cache.get(watchcache.NAMESPACES, None, namespace) if cache else watchcache.UNKNOWN
+        return await client.get(watchcache.NAMESPACES, None, namespace) if live is watchcache.UNKNOWN else live
+
+    found = await bounded(8, (lookup(ns) for ns in wanted))
     for namespace, live in zip(wanted, found, strict=True):
         if isinstance(live, BaseException):
             raise live
@@ -150,19 +168,47 @@ async def _check_namespaces(client: kube.Client, items: list[Item]) -> None:
             item.deferred = True
 
 
-async def dry_run(client: kube.Client, items: list[Item], *, force: bool, concurrency: int) -> None:
-    """Fill live, dry-run result and patch of every item; PlanError listing what failed."""
-    results = await bounded(concurrency, (_plan_one(client, item, force=force) for item in items))
+Verified = dict[str, tuple[str, str]]  # inventory id -> (desired digest, live resourceVersion)
+
+
+async def dry_run(
+    client: kube.Client,
+    items: list[Item],
+    *,
+    force: bool,
+    concurrency: int,
+    cache: watchcache.LiveCache | None = None,
+    verified: Verified | None = None,
+) -> None:
+    """Fill live, dry-run result and patch of every item; PlanError listing what failed.
+
+    With a live `cache` (only for the operator's own identity), live objects come from
+    it, and an object whose digest and live resourceVersion are as `verified` last time
+    is unchanged without asking the server at all."""
+    results = await bounded(
+        concurrency, (_plan_one(client, item, force=force, cache=cache, verified=verified or {}) for item in items)
+    )
     failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
     if failures:
         raise _summarise(failures)
 
 
-async def _plan_one(client: kube.Client, item: Item, *, force: bool) -> None:
+async def _plan_one(
+    client: kube.Client, item: Item, *, force: bool, cache: watchcache.LiveCache | None, verified: Verified
+) -> None:
     assert item.resource is not None
     meta = item.obj["metadata"]
-    item.live = await client.get(item.resource, meta.get("namespace"), meta["name"])
+    live = watchcache.UNKNOWN
+    if cache is not None:
+        cache.ensure(item.resource)
+        live = cache.get(item.resource, meta.get("namespace"), meta["name"])
+    item.live = (
+        await client.get(item.resource, meta.get("namespace"), meta["name"]) if live is watchcache.UNKNOWN else live
+    )
     if item.live is not None and item.left_alone:
+        return
+    if item.live is not None and verified.get(item.entry.id) == (item.digest, item.live["metadata"]["resourceVersion"]):
+        item.result, item.skipped = item.live, True
         return
     try:
         item.result = await client.apply(item.resource, item.obj, dry_run=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pullsync import api, apply, bus, conditions, events, inventory, kube, plan, render
+from pullsync import api, apply, bus, conditions, events, inventory, kube, plan, render, watchcache
 from pullsync.conditions import Outcome
 from pullsync.services import Services
 
@@ -67,6 +67,7 @@ class SyncLoop:
         self.next_due = 0.0
         self.events = events.Recorder(services.client)
         self.stage = "render"
+        self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
 
     async def __call__(self) -> float:
         body = self.body()
@@ -84,13 +85,17 @@ class SyncLoop:
         requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
         seen = (meta.get("generation"), requested, artifact)
         now = time.monotonic()
-        if seen == self.seen and now < self.next_due:
+        drifted = self.services.bus.take_request(self.key)  # the live cache saw a change
+        if seen == self.seen and now < self.next_due and not drifted:
             return self.next_due - now
+        only_drift = seen == self.seen and now < self.next_due
         self.seen = seen
         result = await self.reconcile(body, spec, source_key, artifact)
         if result is None:  # waiting for the poller to publish: it wakes us
             self.seen = None
             return spec.retry_interval
+        if only_drift and not result.changes:
+            result.plan = None  # a check that found nothing to do keeps the last plan in status
         await self.finish(body, result, requested=requested)
         delay = spec.interval if result.outcome.ready == "True" else spec.retry_interval
         self.next_due = time.monotonic() + delay
@@ -142,6 +147,8 @@ class SyncLoop:
         """Render, validate, apply (staged), prune. Returns what happened; never half-validates."""
         cfg = self.services.config
         client = acting_client(self.services, self.namespace, spec)
+        # The live cache reads with the operator's identity: only for Syncs that act with it.
+        cache = self.services.live if client is self.services.client else None
         old_inventory = inventory.load(body.get("status"))
         revision = artifact.revision
 
@@ -170,10 +177,19 @@ class SyncLoop:
         self.stage = "validate"
         try:
             items = await plan.prepare(
-                client, docs, target_namespace=spec.target_namespace or self.namespace, operator=self.services.client
+                client,
+                docs,
+                target_namespace=spec.target_namespace or self.namespace,
+                operator=self.services.client,
+                cache=cache,
             )
             await plan.dry_run(
-                client, [i for i in items if not i.deferred], force=spec.force, concurrency=cfg.max_concurrency
+                client,
+                [i for i in items if not i.deferred],
+                force=spec.force,
+                concurrency=cfg.max_concurrency,
+                cache=cache,
+                verified=self.verified,
             )
         except plan.PlanError as e:
             return failed(e.reason, str(e))
@@ -196,6 +212,7 @@ class SyncLoop:
             note = f" (applied before the failure: {', '.join(i.entry.describe() for i in written)})" if written else ""
             return failed(e.reason, f"{e}{note}", entries)
 
+        self.remember(items, cache)
         self.stage = "prune"
         desired = [i.entry for i in items]
         pruned = apply.PruneResult()
@@ -206,6 +223,7 @@ class SyncLoop:
                 sync_name=self.name,
                 sync_namespace=self.namespace,
                 concurrency=cfg.max_concurrency,
+                cache=cache,
             )
         changes = [f"{i.entry.describe()} {self.verb(i)}" for i in applied] + [
             f"{e.describe()} pruned" for e in pruned.pruned
@@ -229,6 +247,17 @@ class SyncLoop:
             plan=summary,
             changes=changes,
         )
+
+    def remember(self, items: list[plan.Item], cache: watchcache.LiveCache | None) -> None:
+        """Record what every object is now, so the next reconcile can skip unchanged ones
+        and the live cache can tell pullsync's own writes from drift."""
+        self.verified = {}
+        for item in items:
+            if item.result is None or item.resource is None or item.left_alone:
+                continue
+            self.verified[item.entry.id] = (item.digest, item.result["metadata"].get("resourceVersion", ""))
+            if cache is not None:
+                cache.note(item.resource, item.result, (self.namespace, self.name))
 
     @staticmethod
     def verb(item: plan.Item) -> str:

@@ -4,7 +4,7 @@ import dataclasses
 import os
 from urllib.parse import urlsplit
 
-from pullsync import bus, kube, source, urlpolicy
+from pullsync import bus, kube, source, urlpolicy, watchcache
 from pullsync.config import Config
 
 
@@ -17,6 +17,7 @@ class Services:
     cache: source.Cache
     bus: bus.Bus
     url_policy: urlpolicy.UrlPolicy
+    live: watchcache.LiveCache
 
     @classmethod
     async def start(cls, cfg: Config) -> "Services":
@@ -28,7 +29,11 @@ class Services:
             allow_local_urls=cfg.allow_local_urls,
             api_hosts=frozenset(h for h in api_hosts if h) | {"kubernetes.default.svc", "kubernetes.default"},
         )
-        return cls(config=cfg, client=client, cache=cache, bus=bus.Bus(), url_policy=policy)
+        signals = bus.Bus()
+        live = watchcache.LiveCache(client, lambda ns, name: signals.wake(("Sync", ns, name), request=True))
+        live.ensure(watchcache.NAMESPACES)
+        return cls(config=cfg, client=client, cache=cache, bus=signals, url_policy=policy, live=live)
 
     async def close(self) -> None:
+        await self.live.close()
         await self.client.close()

@@ -178,6 +178,10 @@ class HttpGitServer:
     def repo(self, name: str) -> Repo:
         return Repo(self.root / f"{name}.git")
 
+    def hits(self, name: str) -> int:
+        """How many requests of any kind reached the repository `name`."""
+        return sum(1 for _, path in self.requests if path.startswith(f"/{name}.git/"))
+
     def fetches(self, name: str) -> int:
         """How many upload-pack POSTs (fetches; ref listings are GETs) reached `name`."""
         return sum(1 for method, path in self.requests if method == "POST" and f"/{name}.git/" in path)

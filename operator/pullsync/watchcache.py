@@ -1,0 +1,139 @@
+"""A live cache of managed objects, fed by watches, so an in-sync cluster costs no requests.
+
+One watch per kind in use, selecting objects that carry pullsync's owner label (plus one
+on Namespaces, whose existence every reconcile checks). Each watch lists, then watches
+from the list's resourceVersion with bookmarks, resumes from the last resourceVersion it
+saw, and lists again after a 410 Gone. Until a kind's first list completes, the cache
+answers "unknown" and callers read from the API server.
+
+Reconciles record the resourceVersion they applied or verified (`note`, with the Sync's
+namespace and name); a watch event with any other resourceVersion for such an object is
+drift, and `on_drift` is called with that Sync's (namespace, name) — whatever the
+object's labels now say, since relabelling is drift too.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from pullsync import api, kube
+
+log = logging.getLogger("pullsync.watchcache")
+
+UNKNOWN: Any = object()  # the cache cannot say (the kind's watch has not listed yet)
+NAMESPACES = kube.Resource("", "v1", "Namespace", "namespaces", False)
+ObjectKey = tuple[str, str, str]  # (api_version/plural, namespace, name)
+
+
+def key_of(resource: kube.Resource, namespace: str | None, name: str) -> ObjectKey:
+    return (f"{resource.api_version}/{resource.plural}", namespace or "", name)
+
+
+class LiveCache:
+    """Managed objects by resource, namespace and name."""
+
+    def __init__(self, client: kube.Client, on_drift: Callable[[str, str], object]) -> None:
+        self.client = client
+        self.on_drift = on_drift
+        self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
+        self._synced: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (resourceVersion, sync namespace, sync name)
+
+    def ensure(self, resource: kube.Resource) -> None:
+        """Start watching `resource` (once)."""
+        rid = f"{resource.api_version}/{resource.plural}"
+        if rid not in self._tasks:
+            log.debug("watching %s", rid)
+            selector = None if resource == NAMESPACES else api.LABEL_NAME
+            self._tasks[rid] = asyncio.create_task(self._watch(resource, rid, selector), name=f"watch {rid}")
+
+    def get(self, resource: kube.Resource, namespace: str | None, name: str) -> Any:
+        """The live object, None if it does not exist, or UNKNOWN."""
+        rid = f"{resource.api_version}/{resource.plural}"
+        if rid not in self._synced:
+            return UNKNOWN
+        return self._objects[rid].get(key_of(resource, namespace, name))
+
+    def note(self, resource: kube.Resource, obj: dict[str, Any], sync: tuple[str, str]) -> None:
+        """Remember the resourceVersion the Sync `sync` wrote or checked: its own events are not drift."""
+        meta = obj.get("metadata", {})
+        key = key_of(resource, meta.get("namespace"), meta["name"])
+        self._noted[key] = (meta.get("resourceVersion", ""), *sync)
+
+    def forget(self, resource: kube.Resource, namespace: str | None, name: str) -> None:
+        """Stop expecting a resourceVersion (the object was pruned)."""
+        self._noted.pop(key_of(resource, namespace, name), None)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _watch(self, resource: kube.Resource, rid: str, selector: str | None) -> None:
+        delay = 1.0
+        while True:
+            try:
+                version = await self._list(resource, rid, selector)
+                delay = 1.0
+                while version:
+                    version = await self._stream(resource, rid, selector, version)
+            except asyncio.CancelledError:
+                raise
+            except kube.ApiError as e:
+                if e.status in (403, 404):
+                    log.info("not watching %s: %s (reads go to the API server)", rid, e.message)
+                    return
+                log.warning("watch of %s failed: %s; listing again in %.0fs", rid, e, delay)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+                log.warning("watch of %s broke: %s; listing again in %.0fs", rid, e, delay)
+            except Exception:
+                log.exception("watch of %s failed unexpectedly; listing again in %.0fs", rid, delay)
+            self._synced.discard(rid)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _list(self, resource: kube.Resource, rid: str, selector: str | None) -> str:
+        listing = await self.client.list(resource, selector=selector)
+        log.debug("listed %s: %d objects", rid, len(listing.get("items", [])))
+        self._objects[rid] = {
+            key_of(resource, o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in listing.get("items", [])
+        }
+        self._synced.add(rid)
+        return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    async def _stream(self, resource: kube.Resource, rid: str, selector: str | None, version: str) -> str:
+        """Follow one watch request; return the resourceVersion to resume from, '' to re-list."""
+        params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
+        if selector:
+            params["labelSelector"] = selector
+        async with self.client.stream(resource.path(), params=params) as lines:
+            async for line in lines:
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    return "" if obj.get("code") == 410 else version
+                version = obj.get("metadata", {}).get("resourceVersion", version)
+                if kind != "BOOKMARK":
+                    self._apply(resource, rid, kind, obj)
+        return version
+
+    def _apply(self, resource: kube.Resource, rid: str, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata", {})
+        log.debug("%s %s %s/%s at %s", kind, rid, meta.get("namespace"), meta.get("name"), meta.get("resourceVersion"))
+        key = key_of(resource, meta.get("namespace"), meta.get("name", ""))
+        if kind == "DELETED":
+            self._objects[rid].pop(key, None)
+        else:
+            self._objects[rid][key] = obj
+        noted = self._noted.get(key)
+        if noted is not None and noted[0] != meta.get("resourceVersion"):
+            del self._noted[key]
+            self.on_drift(noted[1], noted[2])
