@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps venv cluster cluster-down lint unit e2e test demo demo-down clean
+.PHONY: all deps venv cluster cluster-down lint unit e2e test demo demo-down bench clean
 
 all: test
 
@@ -55,6 +55,10 @@ demo: cluster
 
 demo-down:
 	@hack/demo.sh down
+
+# Figures, not a test: prints a table and writes bench/results.json (see docs/performance.md).
+bench: cluster
+	$(VENV)/bin/python bench/bench.py
 
 clean: cluster-down
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,7 @@ import dataclasses
 import time
 from typing import Any
 
-from pullsync import api, inventory, kube, watchcache
+from pullsync import api, inventory, kube, metrics, watchcache
 from pullsync.plan import CRD, Item, bounded, describe_failure
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
@@ -33,6 +33,7 @@ async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> 
     results = await bounded(concurrency, (_apply_one(client, item) for item in todo))
     failed = [(item, r) for item, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
     applied = [item for item, r in zip(todo, results, strict=True) if not isinstance(r, BaseException)]
+    metrics.OBJECTS_APPLIED.inc(len(applied))
     if failed:
         described = [describe_failure(item, error) for item, error in failed]
         reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
@@ -108,6 +109,7 @@ async def prune(
                 result.failures.append(f"{entry.describe()}: {_message(outcome)}")
             elif outcome:
                 result.pruned.append(entry)
+                metrics.OBJECTS_PRUNED.inc()
     return result
 
 

@@ -20,7 +20,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace, or namespaces matching a glob such as 'team-*' (repeatable)",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (the default)")
     run.add_argument(
         "--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig file (default: $KUBECONFIG)"
@@ -34,7 +40,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-addr", default="0.0.0.0:9292", help="webhook receiver address [0.0.0.0:9292]")
     run.add_argument("--metrics-addr", default="0.0.0.0:8080", help="Prometheus /metrics address [0.0.0.0:8080]")
     run.add_argument("--health-addr", default="0.0.0.0:8081", help="/healthz and /readyz address [0.0.0.0:8081]")
-    run.add_argument("--max-concurrency", type=int, default=16, help="concurrent API writes per Sync [16]")
+    run.add_argument("--max-concurrency", type=int, default=16, help="concurrent API requests per Sync [16]")
+    run.add_argument("--api-qps", type=float, default=1000.0, help="client-side API request rate [1000/s]")
+    run.add_argument("--api-burst", type=int, default=2000, help="client-side API burst [2000]")
     tenancy = run.add_argument_group("tenancy and URL policy")
     tenancy.add_argument(
         "--default-service-account",
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics_addr=args.metrics_addr,
         health_addr=args.health_addr,
         max_concurrency=args.max_concurrency,
+        api_qps=args.api_qps,
+        api_burst=args.api_burst,
         allow_cross_namespace_refs=args.allow_cross_namespace_refs,
         allow_insecure_http=args.allow_insecure_http,
         allow_local_urls=args.allow_local_urls,
@@ -141,10 +151,11 @@ async def _run(cfg: config.Config) -> int:
             if election is None:
                 return 0  # stopped while waiting
             keeper = asyncio.create_task(election.keep())
+        clusterwide, namespaces = config.kopf_scope(cfg.namespaces)
         await kopf.operator(
             standalone=True,
-            clusterwide=not cfg.namespaces,
-            namespaces=list(cfg.namespaces),
+            clusterwide=clusterwide,
+            namespaces=namespaces,
             memo=kopf.Memo(config=cfg, ready=ready),
             stop_flag=election.lost if election else None,
         )

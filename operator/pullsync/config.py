@@ -1,6 +1,7 @@
 """Operator-wide settings, from the command line of `pullsync run`."""
 
 import dataclasses
+import fnmatch
 from pathlib import Path
 
 from pullsync.render import Limits
@@ -17,6 +18,8 @@ class Config:
     metrics_addr: str = "0.0.0.0:8080"
     health_addr: str = "0.0.0.0:8081"
     max_concurrency: int = 16
+    api_qps: float = 1000.0
+    api_burst: int = 2000
     allow_cross_namespace_refs: bool = False
     allow_insecure_http: bool = False
     allow_local_urls: bool = False
@@ -27,6 +30,24 @@ class Config:
     leader_election_namespace: str = "default"
     leader_election_id: str = "pullsync"
     lease_duration: float = 15.0
+
+
+def is_pattern(namespace: str) -> bool:
+    return any(c in namespace for c in "*?[")
+
+
+def kopf_scope(namespaces: tuple[str, ...]) -> tuple[bool, list[str]]:
+    """(clusterwide, namespaces) for Kopf. Exact names are watched one by one; any glob
+    pattern makes the watch cluster-wide, filtered by `in_scope` (Kopf's own pattern
+    support misses namespaces created while it starts)."""
+    if not namespaces or any(is_pattern(n) for n in namespaces):
+        return True, []
+    return False, list(namespaces)
+
+
+def in_scope(namespace: str | None, namespaces: tuple[str, ...]) -> bool:
+    """Whether objects in `namespace` are pullsync's to handle."""
+    return not namespaces or any(fnmatch.fnmatchcase(namespace or "", n) for n in namespaces)
 
 
 def split_addr(addr: str) -> tuple[str, int]:

@@ -11,11 +11,16 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, bus, kube, reconcile, repository, webhook
+from pullsync import api, bus, config, kube, reconcile, repository, webhook
 from pullsync.endpoints import Servers
 from pullsync.services import Services
 
 log = logging.getLogger("pullsync")
+
+
+def in_scope(namespace: str | None, memo: Any, **_: Any) -> bool:
+    """A filter on every handler: the namespace matches `--namespace` (names or patterns)."""
+    return config.in_scope(namespace, memo.config.namespaces)
 
 
 @kopf.on.startup()
@@ -65,7 +70,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     log.info("pullsync stopped")
 
 
-@kopf.daemon(api.GROUP, api.VERSION, "gitrepositories", cancellation_timeout=5.0)
+@kopf.daemon(api.GROUP, api.VERSION, "gitrepositories", cancellation_timeout=5.0, when=in_scope)
 async def gitrepository(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     services: Services = memo.services
     namespace, name = body.metadata["namespace"], body.metadata["name"]
@@ -77,12 +82,12 @@ async def gitrepository(*, body: kopf.Body, memo: Any, **_: Any) -> None:
             loop.release()
 
 
-@kopf.on.event(api.GROUP, api.VERSION, "gitrepositories")
+@kopf.on.event(api.GROUP, api.VERSION, "gitrepositories", when=in_scope)
 async def gitrepository_event(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.services.bus.wake((repository.KIND, body.metadata["namespace"], body.metadata["name"]))
 
 
-@kopf.daemon(api.GROUP, api.VERSION, "syncs", cancellation_timeout=5.0)
+@kopf.daemon(api.GROUP, api.VERSION, "syncs", cancellation_timeout=5.0, when=in_scope)
 async def sync(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     services: Services = memo.services
     namespace, name = body.metadata["namespace"], body.metadata["name"]
@@ -94,7 +99,7 @@ async def sync(*, body: kopf.Body, memo: Any, **_: Any) -> None:
             services.bus.forget(loop.key)
 
 
-@kopf.on.delete(api.GROUP, api.VERSION, "syncs", retries=5, backoff=5)
+@kopf.on.delete(api.GROUP, api.VERSION, "syncs", retries=5, backoff=5, when=in_scope)
 async def sync_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     """With `prune: true`, delete what the Sync applied. Gives up after a few tries, so the
     Sync's deletion never hangs (what could not be deleted is logged and stays)."""
@@ -107,6 +112,6 @@ async def sync_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
         raise kopf.TemporaryError("prune failed: " + "; ".join(result.failures[:5]), delay=5)
 
 
-@kopf.on.event(api.GROUP, api.VERSION, "syncs")
+@kopf.on.event(api.GROUP, api.VERSION, "syncs", when=in_scope)
 async def sync_event(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.services.bus.wake((reconcile.KIND, body.metadata["namespace"], body.metadata["name"]))

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ import multidict
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
 
-from pullsync import __version__, api, conditions
+from pullsync import __version__, api, conditions, metrics
 
 REQUEST_TIMEOUT = 30.0
 USER_AGENT = f"pullsync/{__version__}"  # the field manager of status writes
@@ -113,6 +114,27 @@ class Discovery:
 
 
 AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
+THROTTLE_RETRIES = 3  # a 429 is retried after its Retry-After this many times
+
+
+class RateLimiter:
+    """A client-side token bucket: `qps` requests per second on average, bursts of `burst`."""
+
+    def __init__(self, qps: float = 1000.0, burst: int = 2000) -> None:
+        self.qps = qps
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+            self.stamp = now
+            self.tokens -= 1.0
+            if self.tokens < 0:
+                await asyncio.sleep(-self.tokens / self.qps)
 
 
 def _verb(method: str, params: Mapping[str, str], content_type: str) -> str:
@@ -155,16 +177,17 @@ class Client:
         auth: AuthHeaders,
         discovery: Discovery,
         impersonate: Mapping[str, str | list[str]] | None = None,
+        limiter: "RateLimiter | None" = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.session = session
         self._auth = auth
         self.discovery = discovery
         self.impersonation = dict(impersonate or {})
-        self.requests: dict[str, int] = {}  # verb -> count, shared by impersonating views
+        self.limiter = limiter or RateLimiter()
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> "Client":
+    async def connect(cls, kubeconfig: str | None = None, *, qps: float = 1000.0, burst: int = 2000) -> "Client":
         """Credentials from `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
         cfg = await load_configuration(kubeconfig)
         context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else None
@@ -176,7 +199,9 @@ class Client:
         async def auth() -> dict[str, str]:
             return {"Authorization": token} if (token := await bearer_token(cfg)) else {}
 
-        return cls(server=str(cfg.host), session=session, auth=auth, discovery=Discovery())
+        return cls(
+            server=str(cfg.host), session=session, auth=auth, discovery=Discovery(), limiter=RateLimiter(qps, burst)
+        )
 
     async def close(self) -> None:
         await self.session.close()
@@ -189,8 +214,8 @@ class Client:
             auth=self._auth,
             discovery=self.discovery,
             impersonate={"Impersonate-User": user, "Impersonate-Group": list(groups or [])},
+            limiter=self.limiter,
         )
-        view.requests = self.requests
         return view
 
     async def _headers(self, content_type: str | None = None) -> multidict.CIMultiDict[str]:
@@ -217,29 +242,40 @@ class Client:
     ) -> Any:
         """Send one request and return the decoded JSON; raise ApiError on non-2xx."""
         verb = _verb(method, params or {}, content_type)
-        self.requests[verb] = self.requests.get(verb, 0) + 1
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
-        async with self.session.request(
-            method,
-            self.server + path,
-            params=params,
-            data=data,
-            headers=await self._headers(content_type if data is not None else None),
-            timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
-        ) as response:
-            text = await response.text()
+        throttled = 0
+        while True:
+            await self.limiter.acquire()
+            metrics.API_REQUESTS.labels(verb).inc()
+            async with self.session.request(
+                method,
+                self.server + path,
+                params=params,
+                data=data,
+                headers=await self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
+            ) as response:
+                text = await response.text()
+                retry_after = response.headers.get("Retry-After", "1")
+                status = response.status
             try:
                 payload = json.loads(text) if text else {}
             except json.JSONDecodeError:
                 payload = {"message": text.strip()[:500]}
-            if response.status >= 400:
-                raise ApiError(response.status, payload, verb=verb, path=path)
+            if status == 429 and throttled < THROTTLE_RETRIES:
+                throttled += 1
+                metrics.API_THROTTLED.inc()
+                await asyncio.sleep(min(float(retry_after) if retry_after.isdigit() else 1.0, 30.0))
+                continue
+            if status >= 400:
+                raise ApiError(status, payload, verb=verb, path=path)
             return payload
 
     @contextlib.asynccontextmanager
     async def stream(self, path: str, *, params: Mapping[str, str]) -> AsyncIterator[aiohttp.StreamReader]:
         """A watch: the response body, one JSON event per line."""
-        self.requests["watch"] = self.requests.get("watch", 0) + 1
+        await self.limiter.acquire()
+        metrics.API_REQUESTS.labels("watch").inc()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get("timeoutSeconds", 300)) + 30)
         async with self.session.get(
             self.server + path, params=params, headers=await self._headers(), timeout=timeout

@@ -18,12 +18,11 @@ from typing import Any
 
 import jsonpatch
 
-from pullsync import api, inventory, kube, watchcache
+from pullsync import api, fingerprint, inventory, kube, metrics, watchcache
 from pullsync.render import Document
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 STAGE1 = {CRD, ("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole")}
-SERVER_OWNED_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp", "selfLink")
 
 
 class PlanError(Exception):
@@ -45,7 +44,6 @@ class Item:
     result: dict[str, Any] | None = None
     patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     recreate: bool = False  # an immutable field changed and force is on
-    skipped: bool = False  # unchanged since pullsync last applied or verified it: no dry-run needed
 
     @functools.cached_property
     def digest(self) -> str:
@@ -168,7 +166,7 @@ async def _check_namespaces(client: kube.Client, items: list[Item], cache: watch
             item.deferred = True
 
 
-Verified = dict[str, tuple[str, str]]  # inventory id -> (desired digest, live resourceVersion)
+Verified = dict[str, tuple[str, str]]  # inventory id -> (desired digest, live content fingerprint)
 
 
 async def dry_run(
@@ -183,7 +181,7 @@ async def dry_run(
     """Fill live, dry-run result and patch of every item; PlanError listing what failed.
 
     With a live `cache` (only for the operator's own identity), live objects come from
-    it, and an object whose digest and live resourceVersion are as `verified` last time
+    it, and an object whose desired digest and live content are as `verified` last time
     is unchanged without asking the server at all."""
     results = await bounded(
         concurrency, (_plan_one(client, item, force=force, cache=cache, verified=verified or {}) for item in items)
@@ -207,8 +205,9 @@ async def _plan_one(
     )
     if item.live is not None and item.left_alone:
         return
-    if item.live is not None and verified.get(item.entry.id) == (item.digest, item.live["metadata"]["resourceVersion"]):
-        item.result, item.skipped = item.live, True
+    if item.live is not None and verified.get(item.entry.id) == (item.digest, fingerprint.of(item.live)):
+        item.result = item.live
+        metrics.DRY_RUNS_SKIPPED.inc()
         return
     try:
         item.result = await client.apply(item.resource, item.obj, dry_run=True)
@@ -217,7 +216,7 @@ async def _plan_one(
             item.recreate = True
             return
         raise
-    item.patch = jsonpatch.make_patch(normalise(item.live or {}), normalise(item.result)).patch
+    item.patch = jsonpatch.make_patch(fingerprint.normalise(item.live or {}), fingerprint.normalise(item.result)).patch
 
 
 def _immutable(error: kube.ApiError) -> bool:
@@ -230,14 +229,6 @@ def _force_annotated(item: Item) -> bool:
         if (obj.get("metadata", {}).get("annotations") or {}).get(api.ANNOTATION_FORCE) == "enabled":
             return True
     return False
-
-
-def normalise(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without the fields the server owns (status, resourceVersion, ...)."""
-    out = {k: v for k, v in obj.items() if k != "status"}
-    if "metadata" in out:
-        out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in SERVER_OWNED_METADATA}
-    return out
 
 
 def _summarise(failures: list[tuple[Item, BaseException]]) -> PlanError:

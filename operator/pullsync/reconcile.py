@@ -15,7 +15,20 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pullsync import api, apply, bus, conditions, events, inventory, kube, plan, render, watchcache
+from pullsync import (
+    api,
+    apply,
+    bus,
+    conditions,
+    events,
+    fingerprint,
+    inventory,
+    kube,
+    metrics,
+    plan,
+    render,
+    watchcache,
+)
 from pullsync.conditions import Outcome
 from pullsync.services import Services
 
@@ -90,10 +103,12 @@ class SyncLoop:
             return self.next_due - now
         only_drift = seen == self.seen and now < self.next_due
         self.seen = seen
+        started = time.monotonic()
         result = await self.reconcile(body, spec, source_key, artifact)
         if result is None:  # waiting for the poller to publish: it wakes us
             self.seen = None
             return spec.retry_interval
+        metrics.RECONCILE_SECONDS.labels(KIND, result.outcome.ready).observe(time.monotonic() - started)
         if only_drift and not result.changes:
             result.plan = None  # a check that found nothing to do keeps the last plan in status
         await self.finish(body, result, requested=requested)
@@ -255,7 +270,7 @@ class SyncLoop:
         for item in items:
             if item.result is None or item.resource is None or item.left_alone:
                 continue
-            self.verified[item.entry.id] = (item.digest, item.result["metadata"].get("resourceVersion", ""))
+            self.verified[item.entry.id] = (item.digest, fingerprint.of(item.result))
             if cache is not None:
                 cache.note(item.resource, item.result, (self.namespace, self.name))
 

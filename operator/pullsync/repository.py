@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pullsync import api, bus, conditions, events, kube, source, urlpolicy
+from pullsync import api, bus, conditions, events, kube, metrics, source, urlpolicy
 from pullsync.gitauth import Credentials, GitFailure, redact_url
 from pullsync.services import Services
 
@@ -89,6 +89,7 @@ class RepositoryLoop:
                 )
                 await self.events.normal(body, "NewArtifact", f"revision {artifact.revision}: {artifact.message}")
             await self.write_status(body, outcome, artifact, requested=requested)
+        metrics.RECONCILE_SECONDS.labels(KIND, outcome.ready).observe(time.monotonic() - started)
         self.next_due = time.monotonic() + delay
         return delay
 
@@ -115,10 +116,10 @@ class RepositoryLoop:
         except urlpolicy.Refused as e:
             raise GitFailure("policy", f"refused by the URL policy: {e}") from None
         creds = await self.credentials(spec)
-        refs = await self.git(spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
+        refs = await self.git("list", spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
         resolved = source.resolve(refs, spec.ref)
         if not cache.has_commit(spec.url, resolved.commit):
-            await self.git(spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
+            await self.git("fetch", spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
         artifact = bus.Artifact(
             url=spec.url,
             revision=resolved.revision,
@@ -139,12 +140,19 @@ class RepositoryLoop:
         return Credentials.from_secret(secret.get("data") or {})
 
     @staticmethod
-    async def git(timeout: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking git call in a thread, bounded by `timeout`."""
+    async def git(operation: str, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking git call in a thread, bounded by `timeout`, measured."""
+        started = time.monotonic()
+        result = "error"
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout + 1)
+            value = await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout + 1)
+            result = "ok"
+            return value
         except TimeoutError:
             raise GitFailure("timeout", f"timed out after {timeout:g}s") from None
+        finally:
+            metrics.GIT_OPERATIONS.labels(operation, result).inc()
+            metrics.GIT_SECONDS.labels(operation).observe(time.monotonic() - started)
 
     async def write_status(
         self,

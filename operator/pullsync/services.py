@@ -21,7 +21,7 @@ class Services:
 
     @classmethod
     async def start(cls, cfg: Config) -> "Services":
-        client = await kube.Client.connect(cfg.kubeconfig)
+        client = await kube.Client.connect(cfg.kubeconfig, qps=cfg.api_qps, burst=cfg.api_burst)
         cache = source.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
         api_hosts = {urlsplit(client.server).hostname, os.environ.get("KUBERNETES_SERVICE_HOST")}
         policy = urlpolicy.UrlPolicy(

@@ -6,10 +6,11 @@ from the list's resourceVersion with bookmarks, resumes from the last resourceVe
 saw, and lists again after a 410 Gone. Until a kind's first list completes, the cache
 answers "unknown" and callers read from the API server.
 
-Reconciles record the resourceVersion they applied or verified (`note`, with the Sync's
-namespace and name); a watch event with any other resourceVersion for such an object is
-drift, and `on_drift` is called with that Sync's (namespace, name) — whatever the
-object's labels now say, since relabelling is drift too.
+Reconciles record the content they applied or verified (`note`, with the Sync's
+namespace and name); a watch event with other content for such an object is drift, and
+`on_drift` is called with that Sync's (namespace, name), whatever the object's labels
+now say, since relabelling is drift too. Status updates are not content (see
+`fingerprint`): a controller writing status wakes nobody.
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from pullsync import api, kube
+from pullsync import api, fingerprint, kube
 
 log = logging.getLogger("pullsync.watchcache")
 
@@ -43,7 +44,7 @@ class LiveCache:
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (resourceVersion, sync namespace, sync name)
+        self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (content fingerprint, sync namespace, sync name)
 
     def ensure(self, resource: kube.Resource) -> None:
         """Start watching `resource` (once)."""
@@ -61,13 +62,13 @@ class LiveCache:
         return self._objects[rid].get(key_of(resource, namespace, name))
 
     def note(self, resource: kube.Resource, obj: dict[str, Any], sync: tuple[str, str]) -> None:
-        """Remember the resourceVersion the Sync `sync` wrote or checked: its own events are not drift."""
+        """Remember the content the Sync `sync` wrote or checked: its own events are not drift."""
         meta = obj.get("metadata", {})
         key = key_of(resource, meta.get("namespace"), meta["name"])
-        self._noted[key] = (meta.get("resourceVersion", ""), *sync)
+        self._noted[key] = (fingerprint.of(obj), *sync)
 
     def forget(self, resource: kube.Resource, namespace: str | None, name: str) -> None:
-        """Stop expecting a resourceVersion (the object was pruned)."""
+        """Stop expecting content (the object is being pruned)."""
         self._noted.pop(key_of(resource, namespace, name), None)
 
     async def close(self) -> None:
@@ -134,6 +135,6 @@ class LiveCache:
         else:
             self._objects[rid][key] = obj
         noted = self._noted.get(key)
-        if noted is not None and noted[0] != meta.get("resourceVersion"):
+        if noted is not None and (kind == "DELETED" or noted[0] != fingerprint.of(obj)):
             del self._noted[key]
             self.on_drift(noted[1], noted[2])

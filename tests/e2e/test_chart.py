@@ -78,7 +78,7 @@ def apps(cluster: Cluster) -> Iterator[list[str]]:
 
     yield made.__class__((make(), make()))
     for name in made:
-        cluster.api("DELETE", f"/api/v1/namespaces/{name}")
+        cluster.delete_namespace(name)
 
 
 def test_helm_install_creates_crds_and_rbac_and_the_chart_identity_runs_a_sync(

@@ -145,8 +145,11 @@ def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(cl
         )
         ready = wait.until(lambda: condition(cluster.get(sync_path(namespace, "app"))), what="a Ready condition")
         assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
+        samples = process.metrics()
+        assert samples['pullsync_api_requests_total{verb="get"}'] >= 1
+        assert 'pullsync_reconcile_duration_seconds_count{kind="Sync",ready="False"}' in samples
         assert process.stop(signal.SIGTERM) == 0
     finally:
         process.stop(signal.SIGKILL)
-        cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
+        cluster.delete_namespace(namespace)
     assert "pullsync started" in process.output()

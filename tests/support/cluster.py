@@ -102,6 +102,19 @@ class Cluster:
             f"/api/v1/namespaces/{namespace}/secrets/{name}",
         )
 
+    def delete_namespace(self, namespace: str) -> None:
+        """Delete a namespace whose operator may be gone: pullsync objects lose their finalizer
+        first (an operator that no longer runs cannot remove it)."""
+        for path in (gitrepo_path(namespace), sync_path(namespace)):
+            for item in (self.get(path) or {}).get("items", []):
+                self.api(
+                    "PATCH",
+                    f"{path}/{item['metadata']['name']}",
+                    {"metadata": {"finalizers": None}},
+                    content_type="application/merge-patch+json",
+                )
+        self.api("DELETE", f"/api/v1/namespaces/{namespace}")
+
     def events(self, namespace: str) -> list[dict[str, Any]]:
         return list((self.get(f"/api/v1/namespaces/{namespace}/events") or {}).get("items", []))
 

@@ -54,10 +54,11 @@ class Operator:
     def _run(self) -> None:
         from pullsync import handlers  # noqa: F401 - registers the handlers
 
+        clusterwide, namespaces = config.kopf_scope(self.config.namespaces)
         asyncio.run(
             kopf.operator(
-                clusterwide=not self.config.namespaces,
-                namespaces=list(self.config.namespaces),
+                clusterwide=clusterwide,
+                namespaces=namespaces,
                 standalone=True,
                 memo=self.memo,
                 stop_flag=self.stop_flag,
@@ -94,13 +95,14 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, *args: str) -> None:
         self.health_port = free_port()
         self.webhook_port = free_port()
+        self.metrics_port = free_port()
         self.log = Path(tempfile.mkstemp(prefix="pullsync-operator-", suffix=".log")[1])
         command = [
             sys.executable, "-m", "pullsync", "run", *args,
             "--kubeconfig", str(kubeconfig),
             "--health-addr", f"127.0.0.1:{self.health_port}",
             "--webhook-addr", f"127.0.0.1:{self.webhook_port}",
-            "--metrics-addr", f"127.0.0.1:{free_port()}",
+            "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
             "--cache-dir", tempfile.mkdtemp(prefix="pullsync-cache-"),
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -119,6 +121,23 @@ class OperatorProcess:
             return int(e.code)
         except OSError:
             return 0
+
+    def metrics(self) -> dict[str, float]:
+        """The operator's Prometheus samples, by name with labels."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory (VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
 
     def wait_ready(self) -> None:
         wait.until(lambda: self.probe("/readyz") == 200, timeout=30, what="/readyz")

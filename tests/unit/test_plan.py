@@ -1,6 +1,6 @@
 """Plan helpers: normalisation and Secret redaction (no cluster)."""
 
-from pullsync import plan
+from pullsync import fingerprint, plan
 
 
 def test_server_owned_fields_are_ignored() -> None:
@@ -11,7 +11,7 @@ def test_server_owned_fields_are_ignored() -> None:
         "data": {"k": "v"},
         "status": {"anything": 1},
     }
-    assert plan.normalise(live) == {
+    assert fingerprint.normalise(live) == {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "a", "labels": {"x": "y"}},
@@ -28,3 +28,11 @@ def test_secret_values_are_redacted_from_server_messages_of_any_shape() -> None:
     redacted = plan.redact_secret(message, secret)
     for value in ("hunter2-x", "c2VjcmV0", "pw-123", "whatever"):
         assert value not in redacted
+
+
+def test_a_status_update_does_not_change_the_fingerprint_but_a_spec_change_does() -> None:
+    obj = {"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"replicas": 2}, "status": {"ready": 0}}
+    status_only = {"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"replicas": 2}, "status": {"ready": 2}}
+    scaled = {"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {"replicas": 5}, "status": {"ready": 2}}
+    assert fingerprint.of(obj) == fingerprint.of(status_only)
+    assert fingerprint.of(obj) != fingerprint.of(scaled)

@@ -137,7 +137,11 @@ def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
         ("no kind", "apiVersion: v1\nmetadata: {name: a}\n", "missing kind"),
     ],
 )
-def test_bad_documents_are_named_without_quoting_content(tmp_path: Path, case: str, content: str, words: str) -> None:
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure Python"])
+def test_bad_documents_are_named_without_quoting_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, content: str, words: str, libyaml: bool
+) -> None:
+    monkeypatch.setattr(render, "LIBYAML", libyaml and render.LIBYAML)
     with pytest.raises(render.RenderError) as e:
         run(tmp_path, {"ok.yaml": CM.format(name="ok"), "z/bad.yaml": CM.format(name="first") + "---\n" + content})
     assert "z/bad.yaml (document 2)" in str(e.value)

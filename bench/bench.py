@@ -1,0 +1,323 @@
+"""`make bench`: pullsync against `kubectl apply --server-side` on the local control plane.
+
+Prints a table and writes bench/results.json. Phases (see docs/performance.md):
+  1. initial sync of N objects (ConfigMaps, headless Services, Deployments across 10
+     namespaces): GitRepository + Sync created -> Ready, versus kubectl apply -R of the
+     same files (warm discovery cache, namespaces created beforehand for both);
+  2. no-op reconcile of 1000 in-sync objects: API requests and wall time;
+  3. commit-to-applied latency for a one-object change, with a webhook and with polling;
+  4. drift correction latency (`scale` of a managed Deployment until reverted);
+  5. operator peak RSS at 3000 objects and with 100 GitRepositories + 100 Syncs.
+Usage: python bench/bench.py [--sizes 100,1000,3000] [--commits 20]
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import manifests as m  # noqa: E402
+from support import wait  # noqa: E402
+from support.cluster import KUBECTL, Cluster, condition, sync_path  # noqa: E402
+from support.git import HttpGitServer  # noqa: E402
+from support.operator import OperatorProcess  # noqa: E402
+from support.sync import create_gitrepo, create_sync, request  # noqa: E402
+
+NAMESPACES = 10
+
+
+def objects(n: int, prefix: str) -> dict[str, str]:
+    """n objects, a third each ConfigMaps, headless Services and Deployments, over 10 namespaces."""
+    files: dict[str, str] = {}
+    for i in range(n):
+        ns = f"{prefix}-{i % NAMESPACES}"
+        kind = i % 3
+        if kind == 0:
+            doc = m.configmap(f"cm-{i}", str(i), namespace=ns)
+        elif kind == 1:
+            doc = m.service(f"svc-{i}", "None").replace(
+                "metadata:\n  name:", f"metadata:\n  namespace: {ns}\n  name:", 1
+            )
+        else:
+            doc = m.deployment(f"web-{i}", app=f"web-{i}").replace(
+                "metadata:\n  name:", f"metadata:\n  namespace: {ns}\n  name:", 1
+            )
+        files[f"{ns}/{i:05d}.yaml"] = doc
+    return files
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class Bench:
+    def __init__(self, cluster: Cluster, git: HttpGitServer, operator: OperatorProcess) -> None:
+        self.cluster = cluster
+        self.git = git
+        self.operator = operator
+        self.run = secrets.token_hex(2)  # namespaces are unique per run: old ones may still terminate
+
+    def namespace(self, name: str) -> str:
+        self.cluster.kubectl("create", "namespace", name)
+        return name
+
+    def source(self, home: str, files: dict[str, str], **spec: Any) -> tuple[str, Any]:
+        name = f"b{secrets.token_hex(4)}"
+        repo = self.git.repo(name)
+        repo.commit(files, "bench")
+        self.cluster.secret(home, "git", {"username": self.git.username, "password": self.git.password})
+        return name, repo
+
+    def applied(self, namespace: str, name: str = "app") -> str:
+        sync = self.cluster.get(sync_path(namespace, name)) or {}
+        ready = condition(sync)
+        return str((sync.get("status") or {}).get("lastAppliedRevision", "")) if ready.get("status") == "True" else ""
+
+    def initial_sync(self, n: int) -> dict[str, float]:
+        prefix, kprefix = f"bench-{self.run}-{n}", f"kbench-{self.run}-{n}"
+        for i in range(NAMESPACES):
+            self.namespace(f"{prefix}-{i}")
+            self.namespace(f"{kprefix}-{i}")
+        home = f"{prefix}-0"
+        repo_name, repo = self.source(home, objects(n, prefix))
+        commit = repo.commit({}, "bench head")
+        started = time.monotonic()
+        create_gitrepo(
+            self.cluster, home, {"url": self.git.url(repo_name), "interval": "1h", "secretRef": {"name": "git"}}
+        )
+        create_sync(self.cluster, home, prune=False, interval="1h", timeout="10m")
+        wait.until(lambda: self.applied(home).endswith(commit), timeout=600, interval=0.02, what=f"{n} objects")
+        pullsync = time.monotonic() - started
+
+        directory = Path(tempfile.mkdtemp(prefix="kbench-"))
+        for path, content in objects(n, kprefix).items():
+            (directory / path).parent.mkdir(parents=True, exist_ok=True)
+            (directory / path).write_text(content)
+        started = time.monotonic()
+        self.cluster.kubectl("apply", "--server-side", "--field-manager=bench", "-R", "-f", str(directory))
+        kubectl = time.monotonic() - started
+        shutil.rmtree(directory)
+        return {
+            "objects": n,
+            "pullsync_s": round(pullsync, 2),
+            "kubectl_s": round(kubectl, 2),
+            "ratio": round(pullsync / kubectl, 2),
+        }
+
+    def no_op(self, n: int) -> dict[str, float]:
+        """One scheduled reconcile of an in-sync Sync: requests (client-side count) and time."""
+        home = f"bench-{self.run}-{n}-0"
+        self.cluster.api(
+            "PATCH", sync_path(home, "app"), {"spec": {"interval": "3s"}}, content_type="application/merge-patch+json"
+        )
+        key = 'pullsync_reconcile_duration_seconds_count{kind="Sync",ready="True"}'
+        total = 'pullsync_reconcile_duration_seconds_sum{kind="Sync",ready="True"}'
+        wait.until(lambda: self.operator.metrics().get(key, 0) >= 1, timeout=60, what="a reconcile")
+        counted = self.operator.metrics().get(key, 0)
+        wait.until(lambda: self.operator.metrics().get(key, 0) >= counted + 1, timeout=30, what="a warm reconcile")
+        before = self.operator.metrics()
+        wait.until(
+            lambda: self.operator.metrics().get(key, 0) >= before[key] + 3, timeout=30, what="three no-op reconciles"
+        )
+        after = self.operator.metrics()
+        self.cluster.api(
+            "PATCH", sync_path(home, "app"), {"spec": {"interval": "1h"}}, content_type="application/merge-patch+json"
+        )
+        reconciles = after[key] - before[key]
+        requests = {
+            k.split('"')[1]: (after[k] - before.get(k, 0)) / reconciles
+            for k in after
+            if k.startswith("pullsync_api_requests_total{") and after[k] != before.get(k, 0)
+        }
+        reads = sum(v for verb, v in requests.items() if verb in ("get", "list"))
+        writes = sum(
+            v for verb, v in requests.items() if verb not in ("get", "list", "watch") and not verb.startswith("dry-run")
+        )
+        return {
+            "objects": n,
+            "requests_per_reconcile": round(sum(requests.values()), 2),
+            "reads": round(reads, 2),
+            "writes": round(writes, 2),
+            "seconds": round((after[total] - before[total]) / reconciles, 3),
+        }
+
+    def latency(self, commits: int, *, webhook: bool) -> dict[str, float]:
+        home = self.namespace(f"bench-{self.run}-latency-{'hook' if webhook else 'poll'}")
+        name, repo = self.source(home, {"cm.yaml": m.configmap("cm", "0")})
+        spec: dict[str, Any] = {
+            "url": self.git.url(name),
+            "interval": "1h" if webhook else "5s",
+            "secretRef": {"name": "git"},
+        }
+        if webhook:
+            self.cluster.secret(home, "hook", {"token": "bench-token"})
+            spec["webhookSecretRef"] = {"name": "hook"}
+        create_gitrepo(self.cluster, home, spec)
+        create_sync(self.cluster, home, interval="1h")
+        wait.until(lambda: self.applied(home), timeout=60, what="the first revision")
+        samples = []
+        for i in range(1, commits + 1):
+            commit = repo.commit({"cm.yaml": m.configmap("cm", str(i))}, f"change {i}")
+            started = time.monotonic()
+            if webhook:
+                body = json.dumps({"after": commit}).encode()
+                signature = hmac.new(b"bench-token", body, hashlib.sha256).hexdigest()
+                call = urllib.request.Request(
+                    f"http://127.0.0.1:{self.operator.webhook_port}/hooks/{home}/app",
+                    data=body,
+                    method="POST",
+                    headers={"X-Hub-Signature-256": f"sha256={signature}"},
+                )
+                urllib.request.urlopen(call, timeout=10).close()  # noqa: S310 - loopback
+            wait.until(lambda c=commit: self.applied(home).endswith(c), timeout=30, interval=0.01, what=f"commit {i}")
+            samples.append(time.monotonic() - started)
+        return {
+            "commits": commits,
+            "median_s": round(statistics.median(samples), 3),
+            "p95_s": round(percentile(samples, 95), 3),
+        }
+
+    def drift(self, samples: int) -> dict[str, float]:
+        home = f"bench-{self.run}-1000-2"  # namespace 2 holds Deployments (every third object)
+        listing = self.cluster.api(
+            "GET", f"/apis/apps/v1/namespaces/{home}/deployments?labelSelector=pullsync.dev/name"
+        )
+        deployment = listing["items"][0]["metadata"]
+        path = f"/apis/apps/v1/namespaces/{home}/deployments/{deployment['name']}"
+        times = []
+        for i in range(samples):
+            self.cluster.api(
+                "PATCH", path + "/scale", {"spec": {"replicas": 7 + i}}, content_type="application/merge-patch+json"
+            )
+            started = time.monotonic()
+            wait.until(
+                lambda: (self.cluster.get(path) or {})["spec"]["replicas"] == 2,
+                timeout=60,
+                interval=0.01,
+                what="revert",
+            )
+            times.append(time.monotonic() - started)
+        return {"samples": samples, "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+
+    def many_syncs(self, count: int) -> dict[str, float]:
+        homes = [self.namespace(f"bench-{self.run}-many-{i}") for i in range(count)]
+        for home in homes:
+            name, _ = self.source(home, {"cm.yaml": m.configmap("cm", home)})
+            create_gitrepo(
+                self.cluster, home, {"url": self.git.url(name), "interval": "1m", "secretRef": {"name": "git"}}
+            )
+            create_sync(self.cluster, home, interval="5m")
+        started = time.monotonic()
+        wait.until(lambda: all(self.applied(h) for h in homes), timeout=300, interval=0.5, what=f"{count} Syncs")
+        return {
+            "syncs": count,
+            "all_ready_s": round(time.monotonic() - started, 2),
+            "peak_rss_mb": round(self.operator.peak_rss_mb(), 1),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,3000")
+    parser.add_argument("--commits", type=int, default=20)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    cluster = Cluster.up()
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/syncs.pullsync.dev", "crd/gitrepositories.pullsync.dev")
+    cluster.kubectl("api-resources")  # warm kubectl's discovery cache: the baseline gets no cold start
+    git = HttpGitServer(Path(tempfile.mkdtemp(prefix="bench-git-")))
+    operator = OperatorProcess(
+        cluster.kubeconfig.parent / "operator.kubeconfig",
+        "--namespace", "bench-*", "--allow-insecure-http", "--allow-local-urls", "--max-objects", "10000",
+    )  # fmt: skip
+    bench = Bench(cluster, git, operator)
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip(),
+            "python": platform.python_version(),
+            "kubernetes": "1.20.2 (local etcd + kube-apiserver + kube-controller-manager)",
+        }
+    }
+    try:
+        operator.wait_ready()
+        results["initial_sync"] = []
+        for n in sizes:
+            results["initial_sync"].append(bench.initial_sync(n))
+            print("initial sync", results["initial_sync"][-1], flush=True)
+            if n == 1000:
+                results["no_op"] = bench.no_op(n)
+                print("no-op", results["no_op"], flush=True)
+                results["drift"] = bench.drift(5)
+                print("drift", results["drift"], flush=True)
+            if n == max(sizes):
+                results["peak_rss_mb_at_max_objects"] = round(operator.peak_rss_mb(), 1)
+        results["latency_webhook"] = bench.latency(args.commits, webhook=True)
+        print("webhook", results["latency_webhook"], flush=True)
+        results["latency_polling_5s"] = bench.latency(args.commits, webhook=False)
+        print("polling", results["latency_polling_5s"], flush=True)
+        results["many_syncs"] = bench.many_syncs(100)
+        print("many", results["many_syncs"], flush=True)
+    finally:
+        operator.stop()
+        git.stop()
+        for ns in json.loads(cluster.kubectl("get", "ns", "-o", "json").stdout)["items"]:
+            if ns["metadata"]["name"].startswith(("bench-", "kbench-")):
+                cluster.delete_namespace(ns["metadata"]["name"])
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = ["", "| measure | pullsync | kubectl apply --server-side | ratio |", "|---|---|---|---|"]
+    for row in r.get("initial_sync", []):
+        lines.append(
+            f"| initial sync, {row['objects']} objects | {row['pullsync_s']} s | {row['kubectl_s']} s | {row['ratio']} |"
+        )
+    if "no_op" in r:
+        n = r["no_op"]
+        lines.append(
+            f"| no-op reconcile, {n['objects']} objects | {n['requests_per_reconcile']} requests ({n['reads']} reads, {n['writes']} writes), {n['seconds']} s | | |"
+        )
+    for key, label in (
+        ("latency_webhook", "commit to applied, webhook"),
+        ("latency_polling_5s", "commit to applied, polling every 5 s"),
+    ):
+        if key in r:
+            lines.append(
+                f"| {label} | median {r[key]['median_s']} s, p95 {r[key]['p95_s']} s ({r[key]['commits']} commits) | | |"
+            )
+    if "drift" in r:
+        lines.append(
+            f"| drift corrected (scale) | median {r['drift']['median_s']} s, max {r['drift']['max_s']} s | | |"
+        )
+    if "peak_rss_mb_at_max_objects" in r:
+        lines.append(
+            f"| operator peak RSS, {max(x['objects'] for x in r['initial_sync'])} objects | {r['peak_rss_mb_at_max_objects']} MB | | |"
+        )
+    if "many_syncs" in r:
+        s = r["many_syncs"]
+        lines.append(
+            f"| 100 GitRepositories + 100 Syncs | all Ready in {s['all_ready_s']} s, peak RSS {s['peak_rss_mb']} MB | | |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the operator, served on `--metrics-addr` at `/metrics`."""
+
+from prometheus_client import Counter, Histogram
+
+API_REQUESTS = Counter("pullsync_api_requests_total", "Kubernetes API requests, by verb", ["verb"])
+API_THROTTLED = Counter("pullsync_api_throttled_total", "Kubernetes API answers 429 Too Many Requests")
+RECONCILE_SECONDS = Histogram(
+    "pullsync_reconcile_duration_seconds",
+    "Duration of one reconcile, by kind and Ready status",
+    ["kind", "ready"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+GIT_SECONDS = Histogram(
+    "pullsync_git_duration_seconds",
+    "Duration of git operations: list (remote refs) and fetch",
+    ["operation"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+GIT_OPERATIONS = Counter(
+    "pullsync_git_operations_total", "Git operations, by operation and result", ["operation", "result"]
+)
+OBJECTS_APPLIED = Counter("pullsync_objects_applied_total", "Objects written with server-side apply")
+OBJECTS_PRUNED = Counter("pullsync_objects_pruned_total", "Objects deleted by pruning")
+DRY_RUNS_SKIPPED = Counter(
+    "pullsync_dry_runs_skipped_total", "Objects found unchanged from the live cache, without a dry-run"
+)

@@ -1,0 +1,96 @@
+"""The API client against a local HTTP server: throttling, verbs, impersonation headers."""
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from pullsync import kube
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[TestServer, list[web.Request]]]:
+    seen: list[web.Request] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request)
+        if request.path == "/throttled" and sum(r.path == "/throttled" for r in seen) <= 2:
+            return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "0"})
+        if request.path == "/always-throttled":
+            return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "0"})
+        if request.path == "/forbidden":
+            return web.json_response({"reason": "Forbidden", "message": "no"}, status=403)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    test_server = TestServer(app)
+    await test_server.start_server()
+    yield test_server, seen
+    await test_server.close()
+
+
+async def client_for(test_server: TestServer) -> kube.Client:
+    async def auth() -> dict[str, str]:
+        return {"Authorization": "Bearer t"}
+
+    return kube.Client(
+        server=str(test_server.make_url("")),
+        session=aiohttp.ClientSession(),
+        auth=auth,
+        discovery=kube.Discovery(),
+    )
+
+
+async def test_a_429_is_retried_after_retry_after(server: tuple[TestServer, list[web.Request]]) -> None:
+    test_server, seen = server
+    client = await client_for(test_server)
+    try:
+        assert await client.request("GET", "/throttled") == {"ok": True}
+        assert sum(r.path == "/throttled" for r in seen) == 3
+        with pytest.raises(kube.ApiError) as e:
+            await client.request("GET", "/always-throttled")
+        assert e.value.status == 429
+        assert sum(r.path == "/always-throttled" for r in seen) == 1 + kube.THROTTLE_RETRIES
+    finally:
+        await client.close()
+
+
+async def test_errors_carry_the_kubernetes_verb(server: tuple[TestServer, list[web.Request]]) -> None:
+    test_server, _ = server
+    client = await client_for(test_server)
+    try:
+        with pytest.raises(kube.ApiError) as e:
+            await client.request(
+                "PATCH", "/forbidden", body={}, params={"dryRun": "All"}, content_type="application/apply-patch+yaml"
+            )
+        assert (e.value.status, e.value.verb, e.value.reason) == (403, "dry-run apply", "Forbidden")
+    finally:
+        await client.close()
+
+
+async def test_an_impersonating_view_sends_user_and_every_group(server: tuple[TestServer, list[web.Request]]) -> None:
+    test_server, seen = server
+    client = await client_for(test_server)
+    try:
+        view = client.impersonating("system:serviceaccount:a:b", ["g1", "g2"])
+        await view.request("GET", "/x")
+        headers = seen[-1].headers
+        assert headers["Impersonate-User"] == "system:serviceaccount:a:b"
+        assert headers.getall("Impersonate-Group") == ["g1", "g2"]
+        assert view.limiter is client.limiter
+        await client.request("GET", "/y")
+        assert "Impersonate-User" not in seen[-1].headers
+    finally:
+        await client.close()
+
+
+async def test_the_rate_limiter_spaces_requests_after_the_burst() -> None:
+    limiter = kube.RateLimiter(qps=1000, burst=5)
+    for _ in range(5):
+        await limiter.acquire()
+    assert limiter.tokens < 1
+    await limiter.acquire()  # waits about a millisecond for a token
+    assert limiter.tokens <= 0
