@@ -10,6 +10,7 @@ last applied revision stays in place when a new one is bad.
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -81,6 +82,7 @@ class SyncLoop:
         self.events = events.Recorder(services.client)
         self.stage = "render"
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
+        self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, path, limits) -> documents as JSON
 
     async def __call__(self) -> float:
         body = self.body()
@@ -172,15 +174,7 @@ class SyncLoop:
 
         self.stage = "render"
         try:
-            docs = await asyncio.to_thread(
-                render.render,
-                self.services.cache.repository(artifact.url),
-                artifact.commit,
-                spec.path,
-                sync_name=self.name,
-                sync_namespace=self.namespace,
-                limits=cfg.limits,
-            )
+            docs = await self.render(artifact, spec)
         except render.RenderError as e:
             return failed(api.BUILD_FAILED, str(e))
         if not docs:
@@ -262,6 +256,22 @@ class SyncLoop:
             plan=summary,
             changes=changes,
         )
+
+    async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[render.Document]:
+        """The documents at the artifact's commit; parsed once per commit, fresh copies each time."""
+        key = (artifact.commit, spec.path, self.services.config.limits)
+        if self.rendered is None or self.rendered[0] != key:
+            docs = await asyncio.to_thread(
+                render.render,
+                self.services.cache.repository(artifact.url),
+                artifact.commit,
+                spec.path,
+                sync_name=self.name,
+                sync_namespace=self.namespace,
+                limits=self.services.config.limits,
+            )
+            self.rendered = (key, json.dumps([dataclasses.asdict(d) for d in docs]))
+        return [render.Document(**d) for d in json.loads(self.rendered[1])]
 
     def remember(self, items: list[plan.Item], cache: watchcache.LiveCache | None) -> None:
         """Record what every object is now, so the next reconcile can skip unchanged ones
