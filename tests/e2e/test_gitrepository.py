@@ -344,3 +344,14 @@ def test_https_with_a_private_ca_needs_ca_crt(
         wait_commit(cluster, namespace, commit)
     finally:
         server.stop()
+
+
+def test_a_bearer_token_authenticates_https_style(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    cluster.secret(namespace, "token", {"bearerToken": git_http.bearer_token})
+    create_gitrepo(cluster, namespace, {"url": git_http.url(name), "interval": "1h", "secretRef": {"name": "token"}})
+    wait_commit(cluster, namespace, commit)
+    status = json.dumps((cluster.get(gitrepo_path(namespace, "app")) or {}).get("status"))
+    assert git_http.bearer_token not in status + operator.log_text()

@@ -102,6 +102,7 @@ class HttpGitServer:
         self.root = root
         self.username = username
         self.password = password
+        self.bearer_token = "bearer-" + password  # also accepted, as `Authorization: Bearer ...`
         self.requests: list[tuple[str, str]] = []  # (method, path?query)
         server = self
 
@@ -118,7 +119,7 @@ class HttpGitServer:
             def cgi(self) -> None:
                 server.requests.append((self.command, self.path))
                 expected = base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
-                if self.headers.get("Authorization") != f"Basic {expected}":
+                if self.headers.get("Authorization") not in (f"Basic {expected}", f"Bearer {server.bearer_token}"):
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="git"')
                     self.send_header("Content-Length", "0")
