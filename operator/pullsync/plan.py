@@ -54,7 +54,7 @@ class Item:
     def obj(self) -> dict[str, Any]:
         return self.doc.obj
 
-    @property
+    @functools.cached_property
     def entry(self) -> inventory.Entry:
         return inventory.Entry.of(self.obj)
 
@@ -166,6 +166,7 @@ async def _check_namespaces(client: kube.Client, items: list[Item], cache: watch
             item.deferred = True
 
 
+CACHE_SYNC_TIMEOUT = 10.0  # seconds to wait for a new kind's watch to list, before GETs instead
 Verified = dict[str, tuple[str, str]]  # inventory id -> (desired digest, live content fingerprint)
 
 
@@ -183,6 +184,9 @@ async def dry_run(
     With a live `cache` (only for the operator's own identity), live objects come from
     it, and an object whose desired digest and live content are as `verified` last time
     is unchanged without asking the server at all."""
+    if cache is not None:  # one LIST per kind beats one GET per object
+        kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items if i.resource is not None}
+        await cache.wait_synced(list(kinds.values()), timeout=CACHE_SYNC_TIMEOUT)
     results = await bounded(
         concurrency, (_plan_one(client, item, force=force, cache=cache, verified=verified or {}) for item in items)
     )

@@ -280,9 +280,10 @@ class SyncLoop:
         for item in items:
             if item.result is None or item.resource is None or item.left_alone:
                 continue
-            self.verified[item.entry.id] = (item.digest, fingerprint.of(item.result))
+            content = fingerprint.of(item.result)
+            self.verified[item.entry.id] = (item.digest, content)
             if cache is not None:
-                cache.note(item.resource, item.result, (self.namespace, self.name))
+                cache.note(item.resource, item.result, content, (self.namespace, self.name))
 
     @staticmethod
     def verb(item: plan.Item) -> str:

@@ -54,6 +54,18 @@ class LiveCache:
             selector = None if resource == NAMESPACES else api.LABEL_NAME
             self._tasks[rid] = asyncio.create_task(self._watch(resource, rid, selector), name=f"watch {rid}")
 
+    async def wait_synced(self, resources: list[kube.Resource], *, timeout: float) -> None:
+        """Watch `resources` and wait (at most `timeout`) until each has listed once."""
+        for resource in resources:
+            self.ensure(resource)
+        deadline = asyncio.get_running_loop().time() + timeout
+        for resource in resources:
+            rid = f"{resource.api_version}/{resource.plural}"
+            while rid not in self._synced and rid in self._tasks and not self._tasks[rid].done():
+                if asyncio.get_running_loop().time() > deadline:
+                    return  # callers fall back to GETs
+                await asyncio.sleep(0.02)
+
     def get(self, resource: kube.Resource, namespace: str | None, name: str) -> Any:
         """The live object, None if it does not exist, or UNKNOWN."""
         rid = f"{resource.api_version}/{resource.plural}"
@@ -61,11 +73,10 @@ class LiveCache:
             return UNKNOWN
         return self._objects[rid].get(key_of(resource, namespace, name))
 
-    def note(self, resource: kube.Resource, obj: dict[str, Any], sync: tuple[str, str]) -> None:
-        """Remember the content the Sync `sync` wrote or checked: its own events are not drift."""
+    def note(self, resource: kube.Resource, obj: dict[str, Any], content: str, sync: tuple[str, str]) -> None:
+        """Remember the `content` fingerprint the Sync `sync` wrote or checked: its own events are not drift."""
         meta = obj.get("metadata", {})
-        key = key_of(resource, meta.get("namespace"), meta["name"])
-        self._noted[key] = (fingerprint.of(obj), *sync)
+        self._noted[key_of(resource, meta.get("namespace"), meta["name"])] = (content, *sync)
 
     def forget(self, resource: kube.Resource, namespace: str | None, name: str) -> None:
         """Stop expecting content (the object is being pruned)."""
