@@ -33,8 +33,8 @@ cluster-down:
 	@hack/cluster.sh down
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests hack
-	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	@diff -r crds charts/pullsync/crds >/dev/null 2>&1 || [ ! -d charts/pullsync/crds ] || { echo "charts/pullsync/crds differs from crds/"; exit 1; }

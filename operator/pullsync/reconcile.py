@@ -115,8 +115,8 @@ class SyncLoop:
             result.plan = None  # a check that found nothing to do keeps the last plan in status
         await self.finish(body, result, requested=requested)
         delay = spec.interval if result.outcome.ready == "True" else spec.retry_interval
-        self.next_due = time.monotonic() + delay
-        return delay
+        self.next_due = started + delay  # a steady period, whatever the reconcile costs
+        return max(0.0, self.next_due - time.monotonic())
 
     async def reconcile(
         self, body: Mapping[str, Any], spec: api.SyncSpec, source_key: bus.Key, artifact: bus.Artifact | None

@@ -90,8 +90,8 @@ class RepositoryLoop:
                 await self.events.normal(body, "NewArtifact", f"revision {artifact.revision}: {artifact.message}")
             await self.write_status(body, outcome, artifact, requested=requested)
         metrics.RECONCILE_SECONDS.labels(KIND, outcome.ready).observe(time.monotonic() - started)
-        self.next_due = time.monotonic() + delay
-        return delay
+        self.next_due = started + delay  # a steady period, whatever the status write costs
+        return max(0.0, self.next_due - time.monotonic())
 
     def track_url(self, url: str) -> None:
         """Hold a share of the URL's cache; let go of the old one when the URL changed."""
