@@ -5,8 +5,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
 from support.git import HttpGitServer, Repo, SshGitServer, make_ca
-from support.operator import Operator
+from support.operator import Operator, post_webhook
 from support.sync import create_gitrepo
 
 PASSWORD_SECRET = "git-creds"
@@ -278,17 +276,6 @@ def test_deleting_a_gitrepository_does_not_hang(
     wait.until(lambda: cluster.get(gitrepo_path(namespace, "app")) is None, timeout=15, what="deletion")
 
 
-def post_hook(operator: Operator, path: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{operator.webhook_port}{path}", data=body, method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-
-
 @pytest.mark.parametrize("forge", ["github", "gitlab"])
 def test_a_signed_webhook_call_triggers_a_poll_at_once(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, forge: str
@@ -304,7 +291,7 @@ def test_a_signed_webhook_call_triggers_a_poll_at_once(
         headers = {"X-Hub-Signature-256": f"sha256={signature}", "X-GitHub-Event": "push"}
     else:
         headers = {"X-Gitlab-Token": "hook-token-123", "X-Gitlab-Event": "Push Hook"}
-    assert post_hook(operator, f"/hooks/{namespace}/app", body, headers) == 202
+    assert post_webhook(operator.webhook_port, f"/hooks/{namespace}/app", body, headers) == 202
     wait_commit(cluster, namespace, second, timeout=10)  # the interval is 1h
 
 
@@ -317,10 +304,10 @@ def test_the_webhook_refuses_bad_signatures_unknown_repositories_and_large_bodie
     wait_commit(cluster, namespace, first)
     polls = git_http.hits(name)
     bad = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
-    assert post_hook(operator, f"/hooks/{namespace}/app", b"{}", bad) == 401
-    assert post_hook(operator, f"/hooks/{namespace}/app", b"{}", {}) == 401
-    assert post_hook(operator, f"/hooks/{namespace}/nope", b"{}", bad) == 404
-    assert post_hook(operator, f"/hooks/{namespace}/app", b"x" * (2 * 1024 * 1024), bad) == 413
+    assert post_webhook(operator.webhook_port, f"/hooks/{namespace}/app", b"{}", bad) == 401
+    assert post_webhook(operator.webhook_port, f"/hooks/{namespace}/app", b"{}", {}) == 401
+    assert post_webhook(operator.webhook_port, f"/hooks/{namespace}/nope", b"{}", bad) == 404
+    assert post_webhook(operator.webhook_port, f"/hooks/{namespace}/app", b"x" * (2 * 1024 * 1024), bad) == 413
     assert (
         git_http.fetches(name) + sum(1 for _, p in git_http.requests if p.startswith(f"/{name}.git/info/refs")) == polls
     )

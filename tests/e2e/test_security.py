@@ -5,8 +5,6 @@ import hashlib
 import hmac
 import json
 import resource
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from support import manifests as m
 from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
 from support.git import HttpGitServer
-from support.operator import Operator
+from support.operator import Operator, post_webhook
 from support.sync import Source, create_gitrepo, create_sync, get_sync, ids, wait_applied, wait_failed
 
 RSS_BOUND_MB = 1024  # peak RSS of the whole test process (operator + tests) after the hostile repos
@@ -265,17 +263,6 @@ def test_a_link_local_host_is_refused_without_a_connection(
     assert "link-local" in ready["message"]
 
 
-def post(operator: Operator, path: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{operator.webhook_port}{path}", data=body, method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-
-
 def test_a_burst_of_bad_webhook_calls_triggers_nothing_and_slows_nothing(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
@@ -290,7 +277,9 @@ def test_a_burst_of_bad_webhook_calls_triggers_nothing_and_slows_nothing(
     before = git_http.hits(source.name)
     body = b'{"ref": "refs/heads/main"}'
     codes = [
-        post(operator, f"/hooks/{namespace}/app", body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        post_webhook(
+            operator.webhook_port, f"/hooks/{namespace}/app", body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}
+        )
         for _ in range(1000)
     ]
     assert set(codes) <= {401, 429}
@@ -300,4 +289,7 @@ def test_a_burst_of_bad_webhook_calls_triggers_nothing_and_slows_nothing(
     wait_applied(cluster, namespace, second, timeout=5)
     signature = hmac.new(b"good-token", body, hashlib.sha256).hexdigest()
     assert ids(get_sync(cluster, namespace)) == {f"{namespace}_cm__ConfigMap"}
-    assert post(operator, "/hooks/nope/nope", body, {"X-Hub-Signature-256": f"sha256={signature}"}) == 404
+    assert (
+        post_webhook(operator.webhook_port, "/hooks/nope/nope", body, {"X-Hub-Signature-256": f"sha256={signature}"})
+        == 404
+    )

@@ -153,3 +153,13 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def post_webhook(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST to an operator's webhook receiver; the HTTP status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
