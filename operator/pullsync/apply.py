@@ -42,7 +42,6 @@ async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> 
 
 
 async def _apply_one(client: kube.Client, item: Item) -> None:
-    assert item.resource is not None
     meta = item.obj["metadata"]
     if item.recreate and item.live is not None:
         await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=item.live["metadata"].get("uid"))

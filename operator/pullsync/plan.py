@@ -38,8 +38,8 @@ class Item:
     """One desired object on its way through plan and apply."""
 
     doc: Document
-    resource: kube.Resource | None  # None while its CRD (in the same set) is not established
-    deferred: bool = False
+    resource: kube.Resource
+    deferred: bool = False  # waits for stage 1: its Namespace or CRD is created by the same set
     live: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -118,15 +118,16 @@ async def prepare(
                 f"{doc.where}: unknown kind {obj['kind']} in {obj['apiVersion']} (no such API on the server, "
                 "and no CustomResourceDefinition for it in this Sync)",
             )
-        namespaced = (
-            resource.namespaced if resource else crd is not None and crd.obj["spec"].get("scope") == "Namespaced"
-        )
+        deferred = resource is None
+        if resource is None:
+            assert crd is not None
+            resource = _crd_resource(doc, crd)
         meta = obj["metadata"]
-        if namespaced:
+        if resource.namespaced:
             meta["namespace"] = meta.get("namespace") or target_namespace
         else:
             meta.pop("namespace", None)
-        items.append(Item(doc, resource, deferred=resource is None))
+        items.append(Item(doc, resource, deferred=deferred))
     seen: dict[str, Item] = {}
     for item in items:
         other = seen.setdefault(item.entry.id, item)
@@ -137,6 +138,24 @@ async def prepare(
             )
     await _check_namespaces(operator, items, cache)
     return items
+
+
+def _crd_resource(doc: Document, crd: Document) -> kube.Resource:
+    """Where objects of a CRD from the same set will live: known from the CRD itself, since
+    discovery lists a new API only some time after the CRD is Established."""
+    spec = crd.obj.get("spec") or {}
+    version = doc.obj["apiVersion"].rpartition("/")[2]
+    served = [v.get("name") for v in spec.get("versions") or [] if v.get("served")]
+    if version not in served:
+        raise PlanError(
+            api.VALIDATION_FAILED,
+            f"{doc.where}: version {version} of {doc.obj['kind']} is not served by the "
+            f"CustomResourceDefinition in {crd.where} (served: {', '.join(map(str, served)) or 'none'})",
+        )
+    names = spec.get("names") or {}
+    return kube.Resource(
+        spec.get("group", ""), version, doc.obj["kind"], names.get("plural", ""), spec.get("scope") == "Namespaced"
+    )
 
 
 async def _check_namespaces(client: kube.Client, items: list[Item], cache: watchcache.LiveCache | None) -> None:
@@ -185,7 +204,7 @@ async def dry_run(
     it, and an object whose desired digest and live content are as `verified` last time
     is unchanged without asking the server at all."""
     if cache is not None:  # one LIST per kind beats one GET per object
-        kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items if i.resource is not None}
+        kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items}
         await cache.wait_synced(list(kinds.values()), timeout=CACHE_SYNC_TIMEOUT)
     results = await bounded(
         concurrency, (_plan_one(client, item, force=force, cache=cache, verified=verified or {}) for item in items)
@@ -198,7 +217,6 @@ async def dry_run(
 async def _plan_one(
     client: kube.Client, item: Item, *, force: bool, cache: watchcache.LiveCache | None, verified: Verified
 ) -> None:
-    assert item.resource is not None
     meta = item.obj["metadata"]
     live = watchcache.UNKNOWN
     if cache is not None:

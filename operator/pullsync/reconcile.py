@@ -209,10 +209,6 @@ class SyncLoop:
             applied += await apply.apply(client, [i for i in items if i.stage == 1], concurrency=cfg.max_concurrency)
             await apply.wait_established(client, items, timeout=spec.timeout)
             deferred = [i for i in items if i.deferred]
-            for item in deferred:
-                item.resource = await client.resource(item.obj["apiVersion"], item.obj["kind"])
-                if item.resource is None:
-                    raise plan.PlanError(api.VALIDATION_FAILED, f"{item.doc.where}: unknown kind {item.obj['kind']}")
             await plan.dry_run(client, deferred, force=spec.force, concurrency=cfg.max_concurrency)
             applied += await apply.apply(client, [i for i in items if i.stage == 2], concurrency=cfg.max_concurrency)
         except (plan.PlanError, apply.ApplyError) as e:
@@ -278,7 +274,7 @@ class SyncLoop:
         and the live cache can tell pullsync's own writes from drift."""
         self.verified = {}
         for item in items:
-            if item.result is None or item.resource is None or item.left_alone:
+            if item.result is None or item.left_alone:
                 continue
             content = fingerprint.of(item.result)
             self.verified[item.entry.id] = (item.digest, content)

@@ -174,7 +174,7 @@ def test_two_replicas_one_reconciles_and_the_other_takes_over(
             what="one ready replica",
         )
         leader, standby = (replicas[0], replicas[1]) if ready[0] == 200 else (replicas[1], replicas[0])
-        assert "waiting to become the leader" in standby.output()
+        wait.until(lambda: "waiting to become the leader" in standby.output(), what="the standby to campaign")
         assert "Applied revision" not in standby.output()
         leader.stop(signal.SIGKILL)  # a crash: the Lease is not released
         killed = time.monotonic()
