@@ -84,6 +84,8 @@ def up() -> None:
         [
             str(BIN / "pullsync"),
             "run",
+            "--namespace",  # where the demo's GitRepository and Sync live; what they apply may go anywhere
+            "pullsync-demo",
             "--health-addr",
             "127.0.0.1:18081",
             "--metrics-addr",
@@ -92,6 +94,8 @@ def up() -> None:
             "127.0.0.1:19292",
             "--cache-dir",
             str(STATE / "cache"),
+            "--allow-insecure-http",  # the demo git server is plain HTTP on loopback
+            "--allow-local-urls",
         ],
     )
 
