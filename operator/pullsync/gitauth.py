@@ -11,6 +11,7 @@ import dataclasses
 import re
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import pygit2
 
@@ -81,8 +82,9 @@ def scrub(text: str, creds: Credentials | None) -> str:
 class Callbacks(pygit2.RemoteCallbacks):
     """Credentials, host-key verification and a deadline for one git operation."""
 
-    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool, max_bytes: int) -> None:
+    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool, max_bytes: int, host: str) -> None:
         super().__init__()
+        self.host = host  # the URL's host: a redirect elsewhere is refused
         self.creds = creds or Credentials()
         self.deadline = deadline
         self.ssh = ssh
@@ -93,10 +95,15 @@ class Callbacks(pygit2.RemoteCallbacks):
         if time.monotonic() > self.deadline:
             raise GitFailure("timeout", "timed out")
 
+    def _check_host(self, host: str) -> None:
+        if not self.ssh and host.lower() != self.host:
+            raise GitFailure("policy", f"the server redirected to {host}; pullsync follows no redirect to another host")
+
     def credentials(
         self, url: str, username_from_url: str | None, allowed_types: pygit2.enums.CredentialType
     ) -> pygit2.Username | pygit2.UserPass | pygit2.Keypair:
         self._check_deadline()
+        self._check_host(urlsplit(url).hostname or "")  # libgit2 asks with the URL after redirects
         self.auth_attempts += 1
         if self.auth_attempts > 1:
             raise GitFailure("auth", "authentication failed: the server rejected the credentials")
@@ -112,6 +119,7 @@ class Callbacks(pygit2.RemoteCallbacks):
         raise GitFailure("auth", "authentication required but the secretRef gives no usable credentials")
 
     def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        self._check_host(host.decode(errors="replace"))  # before any request reaches that host
         # pygit2's default accepts any SSH host key; libgit2 checks known_hosts and says `valid`.
         if not valid:
             what = "SSH host key" if self.ssh else "TLS certificate"

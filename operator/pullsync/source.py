@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pygit2
 
-from pullsync import api, semver
+from pullsync import api, semver, urlpolicy
 from pullsync.gitauth import Callbacks, Credentials, GitFailure, classify
 
 # libgit2's own socket timeouts (ms), process-wide; the per-operation deadline is ours.
@@ -79,9 +79,7 @@ class Cache:
         path = self.path(url)
         if not (path / "HEAD").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            repo = pygit2.init_repository(str(path), bare=True)
-            repo.config["http.followRedirects"] = "false"  # a server must not send us elsewhere
-            return repo
+            return pygit2.init_repository(str(path), bare=True)
         return pygit2.Repository(str(path))
 
     @contextlib.contextmanager
@@ -96,7 +94,8 @@ class Cache:
             repo = self._repo(url)
             if creds is not None and creds.ca_cert:
                 self._trust(creds.ca_cert)
-            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh, max_bytes=self.max_fetch_bytes)
+            host = urlpolicy.split(url)[1]
+            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh, max_bytes=self.max_fetch_bytes, host=host)
             if ssh:
                 assert creds is not None
                 assert creds.known_hosts is not None

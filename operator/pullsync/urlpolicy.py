@@ -4,8 +4,9 @@ Allowed: https://, ssh:// and scp-like `user@host:path`; http:// only with
 `--allow-insecure-http`. Never: file://, git's `ext::`/`fd::` transports, or any host
 that resolves to a link-local address (169.254.0.0/16, fe80::/10: cloud metadata
 services live there). Loopback, unspecified addresses and the cluster's own API server
-only with `--allow-local-urls`. Redirects are not followed (the cache repositories set
-`http.followRedirects false`), so a server cannot bounce the operator elsewhere.
+only with `--allow-local-urls`. A redirect to another host is refused (see
+`gitauth.Callbacks`): over HTTPS before any request reaches it, over HTTP before any
+credential does.
 """
 
 import asyncio

@@ -293,3 +293,17 @@ def test_a_burst_of_bad_webhook_calls_triggers_nothing_and_slows_nothing(
         post_webhook(operator.webhook_port, "/hooks/nope/nope", body, {"X-Hub-Signature-256": f"sha256={signature}"})
         == 404
     )
+
+
+def test_a_redirect_to_another_host_is_refused_before_credentials_go_there(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    source.repo.commit({"cm.yaml": m.configmap("cm")})
+    cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
+    moved = source.url.replace(f":{git_http.port}/", f":{git_http.port}/elsewhere/")
+    create_gitrepo(cluster, namespace, {"url": moved, "interval": "1h", "secretRef": {"name": "git"}})
+    ready = wait.until(lambda: condition(cluster.get(gitrepo_path(namespace, "app"))), what="Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "FetchFailed")
+    assert "redirected to localhost" in ready["message"]
+    assert not any(path.startswith(f"/{source.name}.git/") and method == "POST" for method, path in git_http.requests)

@@ -118,6 +118,14 @@ class HttpGitServer:
 
             def cgi(self) -> None:
                 server.requests.append((self.command, self.path))
+                if self.path.startswith("/elsewhere/"):  # a redirect to another host name
+                    self.send_response(302)
+                    self.send_header(
+                        "Location", f"http://localhost:{server.port}" + self.path.removeprefix("/elsewhere")
+                    )
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 expected = base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
                 if self.headers.get("Authorization") not in (f"Basic {expected}", f"Bearer {server.bearer_token}"):
                     self.send_response(401)
