@@ -13,7 +13,6 @@ from pullsync import durations
 
 GROUP = "pullsync.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = "pullsync"
 
 LABEL_NAME = "pullsync.dev/name"
@@ -28,19 +27,15 @@ FINALIZER = "pullsync.dev/finalizer"
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
-HEALTHY = "Healthy"
 FETCH_FAILED = "FetchFailed"
 
 # Condition reasons (PascalCase, as Flux).
 SUCCEEDED = "Succeeded"
 PROGRESSING = "Progressing"
-PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
-ARTIFACT_FAILED = "ArtifactFailed"
 BUILD_FAILED = "BuildFailed"
 VALIDATION_FAILED = "ValidationFailed"
 APPLY_FAILED = "ApplyFailed"
 PRUNE_FAILED = "PruneFailed"
-HEALTH_CHECK_FAILED = "HealthCheckFailed"
 ACCESS_DENIED = "AccessDenied"
 SOURCE_NOT_READY = "SourceNotReady"
 SUSPENDED = "Suspended"

@@ -45,10 +45,6 @@ class ApiError(Exception):
         self.message = str(self.body.get("message") or f"HTTP {status}")
         super().__init__(f"{verb} {path}: {self.message}")
 
-    @property
-    def causes(self) -> list[Mapping[str, Any]]:
-        return list((self.body.get("details") or {}).get("causes") or [])
-
 
 @dataclasses.dataclass(frozen=True)
 class Resource:

@@ -83,6 +83,7 @@ class SyncLoop:
         self.stage = "render"
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, path, limits) -> documents as JSON
+        self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
 
     async def __call__(self) -> float:
         body = self.body()
@@ -132,6 +133,12 @@ class SyncLoop:
         if artifact is None:
             return await self.source_not_ready(source_key)
         started = time.monotonic()
+        status = {**(body.get("status") or {}), **self.written}
+        if artifact.revision != status.get("lastAttemptedRevision") or status.get("observedGeneration") != (
+            body.get("metadata", {}).get("generation")
+        ):  # something new: say so while it runs (a first sync of thousands of objects takes a while)
+            progressing = Outcome.progressing(f"reconciling revision {artifact.revision}")
+            await self.finish(body, Result(progressing, revision=artifact.revision))
         try:
             result = await asyncio.wait_for(self.pipeline(body, spec, artifact), spec.timeout)
         except TimeoutError:
@@ -289,7 +296,7 @@ class SyncLoop:
 
     async def finish(self, body: Mapping[str, Any], result: Result, *, requested: str | None = None) -> None:
         """The one place that writes status and events."""
-        old = body.get("status") or {}
+        old = {**(body.get("status") or {}), **self.written}
         generation = body.get("metadata", {}).get("generation")
         status: dict[str, Any] = {
             "observedGeneration": generation,
@@ -306,6 +313,7 @@ class SyncLoop:
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
         await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=old)
+        self.written = {**self.written, **status}
         if result.changes:
             await self.events.normal(
                 body, "ReconciliationSucceeded" if result.applied else "Progressing", "\n".join(result.changes)

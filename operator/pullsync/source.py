@@ -59,7 +59,6 @@ class Cache:
         self.max_fetch_bytes = max_fetch_bytes
         self._users: dict[str, set[str]] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self.fetches = 0  # how many fetches ran (polls without a new commit fetch nothing)
 
     def path(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
@@ -143,7 +142,6 @@ class Cache:
     def fetch(self, url: str, creds: Credentials | None, resolved: Resolved, timeout: float) -> None:
         """Bring `resolved.commit` into the cache, shallow when the server allows it."""
         with self._remote(url, creds, timeout) as (repo, remote, callbacks):
-            self.fetches += 1
             if resolved.refname:
                 local = "refs/pullsync/" + resolved.refname.removeprefix("refs/")
                 remote.fetch([f"+{resolved.refname}:{local}"], callbacks=callbacks, depth=1)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from pullsync import kube
+from pullsync import api, kube
 from pullsync.services import Services
 
 log = logging.getLogger("pullsync.webhook")
@@ -82,7 +82,10 @@ def app(services: Services, limiter: RateLimiter | None = None) -> web.Applicati
         if len(body) > MAX_BODY:
             return web.Response(status=413, text="payload too large\n")
         repo = await services.client.get(kube.GITREPOSITORIES, namespace, name)
-        secret_name = ((repo or {}).get("spec", {}).get("webhookSecretRef") or {}).get("name")
+        try:
+            secret_name = api.GitRepositorySpec.parse((repo or {}).get("spec") or {}).webhook_secret_name
+        except ValueError:
+            secret_name = None
         secret = await services.client.get(kube.SECRETS, namespace, secret_name) if secret_name else None
         token_b64 = ((secret or {}).get("data") or {}).get("token")
         if not token_b64:

@@ -408,3 +408,25 @@ def test_a_no_op_interval_makes_no_requests_at_all(
     before = operator.log_text().count(line)
     wait.until(lambda: operator.log_text().count(line) >= before + 3, timeout=15, what="three no-op reconciles")
     assert [f"{e['verb']} {e['requestURI']}" for e in audit.requests(namespace)] == []
+
+
+def test_a_new_revision_shows_reconciling_while_it_runs_then_ready(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, namespace)
+    wait_applied(cluster, namespace, first)
+    second = source.push({"cm.yaml": m.configmap("cm", "v2")})
+    versions = cluster.watch(
+        sync_path(namespace),
+        "app",
+        until=lambda s: (s.get("status") or {}).get("lastAppliedRevision", "").endswith(second),
+    )
+    states = [(c["status"], c["reason"]) for v in versions if (c := condition(v))]
+    assert ("Unknown", "Progressing") in states
+    reconciling = next(v for v in versions if condition(v).get("status") == "Unknown")
+    assert condition(reconciling, "Reconciling")["status"] == "True"
+    assert second in condition(reconciling)["message"]
+    assert [c["type"] for c in versions[-1]["status"]["conditions"]] == ["Ready"]
+    assert condition(versions[-1])["status"] == "True"

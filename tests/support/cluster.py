@@ -102,6 +102,20 @@ class Cluster:
             f"/api/v1/namespaces/{namespace}/secrets/{name}",
         )
 
+    def watch(self, path: str, name: str, *, until: Any, timeout: float = 30) -> list[dict[str, Any]]:
+        """Every version of object `name` in the collection `path` until `until(obj)` is true."""
+        query = f"?watch=1&fieldSelector=metadata.name%3D{name}&timeoutSeconds={int(timeout)}"
+        request = urllib.request.Request(self.server + path + query)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        seen = []
+        with urllib.request.urlopen(request, context=self.context, timeout=timeout + 5) as response:
+            for line in response:
+                obj = json.loads(line)["object"]
+                seen.append(obj)
+                if until(obj):
+                    return seen
+        raise AssertionError(f"{name} never reached the state awaited; saw {len(seen)} versions")
+
     def delete_namespace(self, namespace: str) -> None:
         """Delete a namespace whose operator may be gone: pullsync objects lose their finalizer
         first (an operator that no longer runs cannot remove it)."""
