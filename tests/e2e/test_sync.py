@@ -58,22 +58,7 @@ def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
     assert condition(sync)["message"] == f"Applied revision: main@sha1:{commit}"
 
 
-ROUTE_CRD = """apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: routes.route.openshift.io}
-spec:
-  group: route.openshift.io
-  scope: Namespaced
-  names: {kind: Route, plural: routes, singular: route, listKind: RouteList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-"""
+ROUTE_CRD = m.crd("route.openshift.io", "Route", "routes", open_schema=True)  # a minimal OpenShift Route API
 
 
 def test_an_openshift_route_syncs_like_any_other_kind(

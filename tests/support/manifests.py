@@ -45,7 +45,14 @@ spec:{ip}
 """
 
 
-def crd(group: str, kind: str = "Widget", plural: str = "widgets") -> str:
+def crd(group: str, kind: str = "Widget", plural: str = "widgets", *, open_schema: bool = False) -> str:
+    """A namespaced CRD; its schema takes `spec.size`, or anything with `open_schema`."""
+    schema = (
+        "x-kubernetes-preserve-unknown-fields: true"
+        if open_schema
+        else "properties:\n          spec:\n            type: object\n"
+        "            properties:\n              size: {type: integer}"
+    )
     return f"""apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -61,11 +68,7 @@ spec:
     schema:
       openAPIV3Schema:
         type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {{type: integer}}
+        {schema}
 """
 
 
