@@ -28,8 +28,8 @@ class Outcome:
     extra: tuple[tuple[str, str, str, str], ...] = ()  # (type, status, reason, message)
 
     @classmethod
-    def success(cls, message: str, *extra: tuple[str, str, str, str]) -> "Outcome":
-        return cls("True", api.SUCCEEDED, message, extra=extra)
+    def success(cls, message: str) -> "Outcome":
+        return cls("True", api.SUCCEEDED, message)
 
     @classmethod
     def failure(cls, reason: str, message: str, *, stalled: bool = False) -> "Outcome":

@@ -90,11 +90,11 @@ def test_a_push_is_picked_up_within_one_interval_and_other_branches_are_ignored(
     wait_commit(cluster, namespace, first)
     second = repo.commit({"deploy/cm.yaml": "kind: ConfigMap\nv: 2\n"}, "second")
     wait_commit(cluster, namespace, second, timeout=2 + 3)
-    listings = sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p)
+    listings = git_http.listings(name)
     repo.commit({"other.txt": "x"}, "on a feature branch", branch="feature")
     # Two more polls after the push to another branch: the artifact must not move.
     wait.until(
-        lambda: sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p) >= listings + 2,
+        lambda: git_http.listings(name) >= listings + 2,
         timeout=10,
         what="two more polls",
     )
@@ -110,11 +110,8 @@ def test_polling_an_unchanged_remote_fetches_nothing(
     fetches = git_http.fetches(name)
     assert fetches >= 1
 
-    def polls() -> int:
-        return sum(1 for m, p in git_http.requests if m == "GET" and f"/{name}.git/info/refs" in p)
-
-    before = polls()
-    wait.until(lambda: polls() >= before + 3, timeout=10, what="three more polls")
+    before = git_http.listings(name)
+    wait.until(lambda: git_http.listings(name) >= before + 3, timeout=10, what="three more polls")
     assert git_http.fetches(name) == fetches
 
 

@@ -191,6 +191,10 @@ class HttpGitServer:
         """How many requests of any kind reached the repository `name`."""
         return sum(1 for _, path in self.requests if path.startswith(f"/{name}.git/"))
 
+    def listings(self, name: str) -> int:
+        """How many ref listings (GET info/refs: one per poll) reached `name`."""
+        return sum(1 for method, path in self.requests if method == "GET" and path.startswith(f"/{name}.git/info/refs"))
+
     def fetches(self, name: str) -> int:
         """How many upload-pack POSTs (fetches; ref listings are GETs) reached `name`."""
         return sum(1 for method, path in self.requests if method == "POST" and f"/{name}.git/" in path)
