@@ -70,6 +70,7 @@ class GitRepositorySpec:
     secret_name: str | None
     webhook_secret_name: str | None
     suspend: bool
+    ignore: str | None  # gitignore syntax
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> "GitRepositorySpec":
@@ -83,6 +84,7 @@ class GitRepositorySpec:
             secret_name=(spec.get("secretRef") or {}).get("name"),
             webhook_secret_name=(spec.get("webhookSecretRef") or {}).get("name"),
             suspend=bool(spec.get("suspend", False)),
+            ignore=spec.get("ignore") or None,
         )
 
 

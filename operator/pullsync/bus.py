@@ -23,6 +23,7 @@ class Artifact:
     short_revision: str  # <ref>@<12 hex>, for printer columns
     commit: str
     message: str
+    ignore: str | None = None  # the GitRepository's spec.ignore: files the Syncs do not read
 
 
 class Bus:

@@ -107,17 +107,15 @@ async def prepare(
         if (d.obj["apiVersion"].rpartition("/")[0], d.obj["kind"]) == CRD
     }
     items: list[Item] = []
+    unknown: dict[tuple[str, str], list[Document]] = {}
     for doc in docs:
         obj = doc.obj
         resource = await client.resource(obj["apiVersion"], obj["kind"])
         group = obj["apiVersion"].rpartition("/")[0]
         crd = crds.get((group, obj["kind"]))
         if resource is None and crd is None:
-            raise PlanError(
-                api.VALIDATION_FAILED,
-                f"{doc.where}: unknown kind {obj['kind']} in {obj['apiVersion']} (no such API on the server, "
-                "and no CustomResourceDefinition for it in this Sync)",
-            )
+            unknown.setdefault((obj["apiVersion"], obj["kind"]), []).append(doc)
+            continue
         deferred = resource is None
         if resource is None:
             assert crd is not None
@@ -128,6 +126,8 @@ async def prepare(
         else:
             meta.pop("namespace", None)
         items.append(Item(doc, resource, deferred=deferred))
+    if unknown:
+        raise _unknown_kinds(unknown)
     seen: dict[str, Item] = {}
     for item in items:
         other = seen.setdefault(item.entry.id, item)
@@ -138,6 +138,19 @@ async def prepare(
             )
     await _check_namespaces(operator, items, cache)
     return items
+
+
+def _unknown_kinds(unknown: dict[tuple[str, str], list[Document]]) -> PlanError:
+    """Every kind the server does not serve (and no CRD of the set defines), each once."""
+    kinds = []
+    for (api_version, kind), docs in unknown.items():
+        more = f" and {len(docs) - 1} more" if len(docs) > 1 else ""
+        kinds.append(f"{kind} in {api_version} ({docs[0].where}{more})")
+    return PlanError(
+        api.VALIDATION_FAILED,
+        f"unknown kind{'s' if len(kinds) > 1 else ''}: {'; '.join(kinds)}: no such API on the server, "
+        "and no CustomResourceDefinition for it in this Sync",
+    )
 
 
 def _crd_resource(doc: Document, crd: Document) -> kube.Resource:
@@ -300,4 +313,16 @@ def describe_failure(item: Item, error: BaseException) -> tuple[str, str]:
         return api.ACCESS_DENIED, f"{what}: {error.verb} of {item.obj['kind']}{scope} denied: {message}"
     if _immutable(error):
         return api.APPLY_FAILED, f"{what}: {message} (set spec.force or the pullsync.dev/force: enabled annotation)"
-    return api.VALIDATION_FAILED, f"{what}: {message}"
+    return api.VALIDATION_FAILED, f"{what}: {message}{_hint(message)}"
+
+
+def _hint(message: str) -> str:
+    """What to change for API server refusals whose wording does not say it."""
+    if 'omits key field "protocol"' in message:
+        return " (this API server needs `protocol: TCP` (or UDP, SCTP) on every port under server-side apply; add it)"
+    if "cannot be handled as a" in message:
+        return (
+            " (a field has the wrong type: YAML reads unquoted yes/no/on/off/y/n as booleans "
+            "and 0644 or 1e3 as numbers, as kubectl does; quote strings)"
+        )
+    return ""

@@ -28,6 +28,7 @@ from pullsync import (
     metrics,
     plan,
     render,
+    trees,
     watchcache,
 )
 from pullsync.conditions import Outcome
@@ -82,7 +83,7 @@ class SyncLoop:
         self.events = events.Recorder(services.client)
         self.stage = "render"
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
-        self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, path, limits) -> documents as JSON
+        self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
 
     async def __call__(self) -> float:
@@ -262,15 +263,15 @@ class SyncLoop:
 
     async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[render.Document]:
         """The documents at the artifact's commit; parsed once per commit, fresh copies each time."""
-        key = (artifact.commit, spec.path, self.services.config.limits)
+        key = (artifact.commit, artifact.ignore, spec.path, self.services.config.limits)
         if self.rendered is None or self.rendered[0] != key:
             docs = await asyncio.to_thread(
                 render.render,
-                self.services.cache.repository(artifact.url),
-                artifact.commit,
+                trees.GitTree(self.services.cache.repository(artifact.url), artifact.commit),
                 spec.path,
                 sync_name=self.name,
                 sync_namespace=self.namespace,
+                ignore_rules=artifact.ignore,
                 limits=self.services.config.limits,
             )
             self.rendered = (key, json.dumps([dataclasses.asdict(d) for d in docs]))

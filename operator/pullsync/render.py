@@ -1,37 +1,27 @@
-"""Render: the manifests under a Sync's path at one commit, read straight from git.
+"""Render: the objects under a Sync's path, read as kubectl reads them.
 
-No checkout: the tree is read from the object database, so nothing can escape through
-the filesystem. Every `*.yaml`, `*.yml` and `*.json` under the path is read in path
-order; multi-document files are split, empty documents skipped, `List` kinds expanded.
+The operator renders a commit straight from the git object database (no checkout:
+nothing can escape through the filesystem); `pullsync build` renders a directory on
+disk through the same code (see `trees`). Every `*.yaml`, `*.yml` and `*.json` under
+the path that the ignore rules leave (see `ignore`) is read in path order, YAML as
+kubectl reads it (see `kubeyaml`); multi-document files are split, empty documents
+skipped, `List` kinds expanded, and pullsync's owner labels added to each object.
 Symlinks are followed only while they stay inside the repository. Limits bound file
-size, total size, object count, YAML aliases and nesting depth; they are checked on
-the YAML event stream before anything is built. Every error names the file and the
-document (1-based), and never quotes file content.
+size, total size, object count, YAML aliases and nesting depth. Every error names the
+file and the document (1-based), and never quotes file content.
 """
 
 import dataclasses
-import io
 import posixpath
-import re
 from collections.abc import Iterator
 from typing import Any
 
-import pygit2
-from ruamel.yaml import YAML
-from ruamel.yaml import events as yaml_events
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-from pullsync import api
-
-try:  # libyaml (the ruamel.yaml[libyaml] extra) parses about ten times faster
-    from ruamel.yaml import cyaml
-
-    LIBYAML = True
-except ImportError:  # the pure-Python parser gives the same results, slower
-    LIBYAML = False
+from pullsync import api, ignore, kubeyaml, trees
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 SYMLINK_HOPS = 8
+KUSTOMIZE_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+HELM_FILE = "Chart.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,60 +61,87 @@ def normalise_path(path: str) -> str:
     return "" if clean == "." else clean
 
 
-def render(repo: pygit2.Repository, commit: str, path: str, *, sync_name: str, sync_namespace: str,
-           limits: Limits = Limits()) -> list[Document]:  # fmt: skip
-    """Every object under `path` at `commit`, with pullsync's owner labels added."""
-    root = repo[commit].peel(pygit2.Tree)
+def render(
+    tree: trees.Tree,
+    path: str,
+    *,
+    sync_name: str,
+    sync_namespace: str,
+    ignore_rules: str | None = None,
+    limits: Limits = Limits(),
+) -> list[Document]:
+    """Every object under `path`, with pullsync's owner labels added.
+
+    `ignore_rules` is the GitRepository's spec.ignore (gitignore syntax)."""
     base = normalise_path(path)
-    start = _lookup(repo, root, base) if base else root
+    start = _resolve(tree, base) if base else ""
     if start is None:
         raise RenderError(f"path {path!r} not found in the repository")
-    if not isinstance(start, pygit2.Tree):
+    if tree.kind(start) != "dir":
         raise RenderError(f"path {path!r} is a file, not a directory")
+    rules = _rules(tree, base, start, ignore_rules, limits)
+    files = list(_files(tree, start, base, rules, visiting=set()))
+    _refuse_renderer_files(files)
     documents: list[Document] = []
     total = 0
-    for file_path, blob in _files(repo, root, start, base):
-        if blob.size > limits.file_bytes:  # checked before the content is read
-            raise RenderError(f"{file_path}: {blob.size} bytes is over the limit of {limits.file_bytes} per file")
-        total += blob.size
+    for shown, real in files:
+        if not shown.endswith(EXTENSIONS):
+            continue
+        size = tree.size(real)
+        if size > limits.file_bytes:  # checked before the content is read
+            raise RenderError(f"{shown}: {size} bytes is over the limit of {limits.file_bytes} per file")
+        total += size
         if total > limits.total_bytes:
-            raise RenderError(f"{file_path}: the manifests exceed the limit of {limits.total_bytes} bytes in total")
-        for doc in _documents(file_path, blob.data, limits):
+            raise RenderError(f"{shown}: the manifests exceed the limit of {limits.total_bytes} bytes in total")
+        for doc in _documents(shown, tree.read(real), limits):
             documents.append(doc)
             if len(documents) > limits.objects:
                 raise RenderError(f"{doc.where}: more than {limits.objects} objects")
     labels = api.owner_labels(sync_name, sync_namespace)
     for doc in documents:
-        doc.obj["metadata"].setdefault("labels", {}).update(labels)
+        meta = doc.obj["metadata"]
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
     return documents
 
 
-def _lookup(repo: pygit2.Repository, root: pygit2.Tree, path: str, hops: int = 0) -> pygit2.Object | None:
-    """The object at `path`, following in-repo symlinks on the way."""
-    node: pygit2.Object = root
-    walked: list[str] = []
+def _rules(tree: trees.Tree, base: str, start: str, spec_ignore: str | None, limits: Limits) -> ignore.Rules:
+    rules = ignore.Rules()
+    for directory, shown in (("", ""), (start, base)) if base else (("", ""),):
+        real = _resolve(tree, f"{directory}/{ignore.FILE}" if directory else ignore.FILE)
+        if real is None or tree.kind(real) != "file":
+            continue
+        where = f"{shown}/{ignore.FILE}" if shown else ignore.FILE
+        if tree.size(real) > limits.file_bytes:
+            raise RenderError(f"{where}: over the limit of {limits.file_bytes} bytes per file")
+        rules.add(tree.read(real).decode("utf-8", "replace"), shown)
+    if spec_ignore:
+        rules.add(spec_ignore)
+    return rules
+
+
+def _resolve(tree: trees.Tree, path: str, hops: int = 0) -> str | None:
+    """The path without symbolic links that `path` names, following in-repo links on the
+    way; None if nothing is there."""
+    real = ""
     for part in path.split("/"):
-        if not isinstance(node, pygit2.Tree) or part not in node:
+        candidate = f"{real}/{part}" if real else part
+        kind = tree.kind(candidate)
+        if kind is None:
             return None
-        entry = node[part]
-        walked.append(part)
-        if entry.filemode == pygit2.enums.FileMode.LINK:
-            target = _link_target(repo, entry, "/".join(walked))
+        if kind == "link":
             if hops >= SYMLINK_HOPS:
-                raise RenderError(f"{'/'.join(walked)}: too many levels of symbolic links")
-            resolved = _lookup(repo, root, target, hops + 1) if target else root
+                raise RenderError(f"{candidate}: too many levels of symbolic links")
+            target = _link_target(tree, candidate)
+            resolved = _resolve(tree, target, hops + 1) if target else ""
             if resolved is None:
                 return None
-            node = resolved
-            walked = target.split("/") if target else []
-        else:
-            node = repo[entry.id]
-    return node
+            candidate = resolved
+        real = candidate
+    return real
 
 
-def _link_target(repo: pygit2.Repository, entry: pygit2.Object, link_path: str) -> str:
-    blob = repo[entry.id]
-    target = blob.data.decode(errors="replace") if isinstance(blob, pygit2.Blob) else ""
+def _link_target(tree: trees.Tree, link_path: str) -> str:
+    target = tree.read(link_path).decode(errors="replace")
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), target))
     if target.startswith("/") or joined == ".." or joined.startswith("../"):
         raise RenderError(f"{link_path}: symbolic link to {target!r} leaves the repository")
@@ -132,21 +149,45 @@ def _link_target(repo: pygit2.Repository, entry: pygit2.Object, link_path: str) 
 
 
 def _files(
-    repo: pygit2.Repository, root: pygit2.Tree, tree: pygit2.Tree, prefix: str
-) -> Iterator[tuple[str, pygit2.Blob]]:
-    """(path, blob) of every manifest file below `tree`, in path order."""
-    for entry in sorted(tree, key=lambda e: e.name or ""):
-        name = entry.name or ""
-        path = f"{prefix}/{name}" if prefix else name
-        obj: pygit2.Object | None = repo[entry.id]
-        if entry.filemode == pygit2.enums.FileMode.LINK:
-            obj = _lookup(repo, root, _link_target(repo, entry, path), 1)
-            if obj is None:
-                raise RenderError(f"{path}: symbolic link target does not exist")
-        if isinstance(obj, pygit2.Tree):
-            yield from _files(repo, root, obj, path)
-        elif isinstance(obj, pygit2.Blob) and name.endswith(EXTENSIONS):
-            yield path, obj
+    tree: trees.Tree, real_dir: str, shown_dir: str, rules: ignore.Rules, *, visiting: set[str]
+) -> Iterator[tuple[str, str]]:
+    """(path as seen from the root, path without links) of every file below a directory
+    that the rules leave, in path order."""
+    visiting = visiting | {real_dir}
+    for name in sorted(tree.names(real_dir)):
+        shown = f"{shown_dir}/{name}" if shown_dir else name
+        real = f"{real_dir}/{name}" if real_dir else name
+        kind = tree.kind(real)
+        if kind == "link":
+            if rules.ignored(shown):
+                continue
+            resolved = _resolve(tree, _link_target(tree, real), 1)
+            if resolved is None:
+                raise RenderError(f"{shown}: symbolic link target does not exist")
+            real, kind = resolved, tree.kind(resolved) if resolved else "dir"
+        if kind == "dir":
+            if real in visiting:
+                raise RenderError(f"{shown}: symbolic link loop")
+            if not rules.ignored(shown, directory=True):
+                yield from _files(tree, real, shown, rules, visiting=visiting)
+        elif kind == "file" and not rules.ignored(shown):
+            yield shown, real
+
+
+def _refuse_renderer_files(files: list[tuple[str, str]]) -> None:
+    """A kustomization or a chart is not plain manifests: say so before reading them."""
+    for shown, _ in files:
+        name = posixpath.basename(shown)
+        if name in KUSTOMIZE_FILES:
+            raise RenderError(
+                f"{shown}: a Kustomize file; pullsync does not build Kustomize overlays yet. Point spec.path at "
+                f"plain manifests, or, to apply the plain manifests beside it, {_ignore_hint('it')}"
+            )
+        if name == HELM_FILE:
+            raise RenderError(
+                f"{shown}: a Helm chart; pullsync does not render Helm charts yet. Point spec.path at plain "
+                f"manifests, or, to apply the plain manifests beside it, {_ignore_hint('its directory')}"
+            )
 
 
 def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
@@ -154,114 +195,72 @@ def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise RenderError(f"{path}: not UTF-8 text") from None
-    _check_events(path, text, limits)
-    index = 0
+    read_limits = kubeyaml.Limits(
+        aliases=limits.aliases, depth=limits.depth, nodes=limits.nodes, documents=limits.objects
+    )
     try:
-        for index, obj in enumerate(_load_all(text), start=1):
-            if obj is None:
-                continue
-            for item in _expand(path, index, obj):
-                yield Document(path, index, item)
-    except (YAMLError, ValueError, TypeError, RecursionError) as e:
-        raise RenderError(f"{path} (document {index + 1}): {_describe(e)}") from None
+        for index, value in kubeyaml.documents(text, read_limits):
+            for obj in _expand(f"{path} (document {index})", value):
+                yield Document(path, index, obj)
+    except kubeyaml.ReadError as e:
+        raise RenderError(f"{path} (document {e.index}): {e}") from None
 
 
-def _check_events(path: str, text: str, limits: Limits) -> None:
-    """Check depth, alias count and expanded size on the event stream, before any object
-    is built (a "billion laughs" file has few aliases but expands exponentially)."""
-    index = 1
-    aliases = 0
-    anchors: dict[str, int] = {}  # anchor -> expanded node count
-    stack: list[list[Any]] = [[None, 0]]  # [anchor, nodes] of each open collection; [0] is the document
-
-    def add(nodes: int) -> None:
-        stack[-1][1] += nodes
-        if stack[0][1] + sum(frame[1] for frame in stack[1:]) > limits.nodes:
-            raise RenderError(f"{path} (document {index}): YAML aliases expand to more than {limits.nodes} nodes")
-
-    try:
-        for event in _events(text):
-            if isinstance(event, (yaml_events.MappingStartEvent, yaml_events.SequenceStartEvent)):
-                stack.append([event.anchor, 1])
-                if len(stack) - 1 > limits.depth:
-                    raise RenderError(f"{path} (document {index}): nesting deeper than {limits.depth} levels")
-            elif isinstance(event, (yaml_events.MappingEndEvent, yaml_events.SequenceEndEvent)):
-                anchor, nodes = stack.pop()
-                if anchor:
-                    anchors[anchor] = nodes
-                add(nodes)
-            elif isinstance(event, yaml_events.ScalarEvent):
-                if event.anchor:
-                    anchors[event.anchor] = 1
-                add(1)
-            elif isinstance(event, yaml_events.AliasEvent):
-                aliases += 1
-                if aliases > limits.aliases:
-                    raise RenderError(f"{path} (document {index}): more than {limits.aliases} YAML aliases")
-                add(anchors.get(event.anchor or "", 1))
-            elif isinstance(event, yaml_events.DocumentEndEvent):
-                index += 1
-                stack = [[None, 0]]
-                if index > limits.objects + 1:
-                    raise RenderError(f"{path}: more than {limits.objects} objects")
-    except YAMLError as e:
-        raise RenderError(f"{path} (document {index}): {_describe(e)}") from None
-
-
-def _load_all(text: str) -> Iterator[Any]:
-    """Every document, built by the safe constructor (no python tags; duplicate keys refused)."""
-    if not LIBYAML:
-        yield from YAML(typ="safe").load_all(text)
-        return
-    loader = cyaml.CSafeLoader(text)
-    try:
-        while loader.check_data():
-            yield loader.get_data()
-    finally:
-        loader.dispose()
-
-
-def _events(text: str) -> Iterator[yaml_events.Event]:
-    if not LIBYAML:
-        yield from YAML(typ="safe").parse(io.StringIO(text))
-        return
-    parser = cyaml.CParser(text)  # type: ignore[attr-defined]  # defined in the C extension
-    try:
-        while parser.check_event():
-            yield parser.get_event()
-    finally:
-        parser.dispose()
-
-
-def _describe(error: Exception) -> str:
-    """A YAML error as problem and position, without quoting the file (it may hold secrets)."""
-    if isinstance(error, MarkedYAMLError):
-        problem = str(error.problem or error.context or "invalid YAML")
-        key = re.match(r'found duplicate key "([^"]*)"', problem)
-        problem = f'duplicate key "{key[1]}"' if key else problem
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return f"invalid YAML: {problem}{where}"
-    if isinstance(error, RecursionError):
-        return "nesting too deep"
-    return f"invalid YAML: {type(error).__name__}"
-
-
-def _expand(path: str, index: int, obj: Any) -> Iterator[dict[str, Any]]:
-    where = f"{path} (document {index})"
+def _expand(where: str, obj: Any) -> Iterator[dict[str, Any]]:
     if not isinstance(obj, dict):
-        raise RenderError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
+        what = f"a {_type_name(obj)}, not a mapping"
+        raise RenderError(f"{where}: not a Kubernetes object ({what}); {_not_for_cluster()}")
     kind = obj.get("kind")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list):
         for item in obj["items"]:
-            yield from _expand(path, index, item)
+            yield from _expand(where, item)
         return
+    if "apiVersion" not in obj and "kind" not in obj:
+        raise RenderError(f"{where}: not a Kubernetes object (no apiVersion and kind); {_not_for_cluster()}")
     for field in ("apiVersion", "kind"):
         if not isinstance(obj.get(field), str) or not obj[field]:
             raise RenderError(f"{where}: missing {field}")
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise RenderError(f"{where}: {obj['kind']} has no metadata.name")
-    if not isinstance(meta.get("labels", {}), dict) or not isinstance(meta.get("annotations", {}), dict):
-        raise RenderError(f"{where}: metadata.labels and metadata.annotations must be mappings")
+    for field in ("labels", "annotations"):
+        if not isinstance(meta.get(field) or {}, dict):
+            raise RenderError(f"{where}: metadata.{field} must be a mapping")
+    _check_data(where, obj)
     yield obj
+
+
+def _check_data(where: str, obj: dict[str, Any]) -> None:
+    """ConfigMap and Secret values must be strings; YAML 1.1 makes `on` and `0644` other
+    things (kubectl refuses them too, less clearly)."""
+    if obj["apiVersion"] != "v1" or obj["kind"] not in ("ConfigMap", "Secret"):
+        return
+    for field in ("data", "stringData", "binaryData"):
+        values = obj.get(field)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise RenderError(
+                    f"{where}: {field}.{key} is a {_type_name(value)}, not a string: YAML reads unquoted "
+                    "yes/no/on/off/y/n/true/false as booleans and 0644 or 1e3 as numbers; quote the value"
+                )
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "mapping"
+    return "list" if isinstance(value, list) else "string"
+
+
+def _not_for_cluster() -> str:
+    return f"if the file is not meant for the cluster, {_ignore_hint('it')}"
+
+
+def _ignore_hint(what: str) -> str:
+    where = f"{ignore.FILE} (at the repository root or at spec.path) or in the GitRepository's spec.ignore"
+    return f"list {what} in {where}"

@@ -126,6 +126,7 @@ class RepositoryLoop:
             short_revision=resolved.short_revision,
             commit=resolved.commit,
             message=cache.message(spec.url, resolved.commit),
+            ignore=spec.ignore,
         )
         if self.services.bus.artifact(self.key) != artifact:
             self.services.bus.publish(self.key, artifact)

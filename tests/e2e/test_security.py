@@ -153,11 +153,14 @@ HOSTILE = [
     ("a symlink to ../..", {}, {"hostile/up": "../.."}, None, "leaves the repository"),
     ("a path outside the repository", {}, {}, "../../etc", "leaves the repository"),
     (
-        "a python tag",
-        {"hostile/py.yaml": "x: !!python/object/apply:os.system ['touch /tmp/pwned']\n"},
+        "a python tag (read as plain data, as kubectl does; never run)",
+        {
+            "hostile/py.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: py}\n"
+            "data: {x: !!python/object/apply:os.system ['touch /tmp/pwned']}\n"
+        },
         {},
         None,
-        "could not determine a constructor",
+        "hostile/py.yaml (document 1): data.x is a list, not a string",
     ),
     (
         "duplicate keys",

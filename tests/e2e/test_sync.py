@@ -180,7 +180,11 @@ def test_drift_is_reverted_and_foreign_fields_are_left_alone(
 
 BROKEN = [
     ("bad YAML", "data: [unclosed\n", "invalid YAML"),
-    ("an unknown kind", "apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n", "unknown kind Gadget in v1"),
+    (
+        "an unknown kind",
+        "apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n",
+        "unknown kind: Gadget in v1 (z/broken.yaml (document 2))",
+    ),
     ("a missing name", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "ConfigMap has no metadata.name"),
     (
         "an invalid field rejected by the dry-run",

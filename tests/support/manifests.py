@@ -86,3 +86,14 @@ rules:
   resources: [configmaps]
   verbs: [get]
 """
+
+
+ALIASED_SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels: &labels {app: web}
+spec:
+  selector: *labels
+  ports: [{port: 80, protocol: TCP}]
+"""  # the selector is an alias of the labels: adding owner labels must not change it

@@ -1,4 +1,5 @@
-"""Render: manifests from a git tree, with limits, symlink rules and precise errors."""
+"""Render: manifests from a git tree (and a directory, for `pullsync build`), with ignore
+rules, limits, symlink rules and precise errors."""
 
 import os
 import subprocess
@@ -7,7 +8,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from pullsync import render
+from pullsync import kubeyaml, render, trees
+from support import manifests
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: '1'}}\n"
 
@@ -38,10 +40,18 @@ def names(docs: list[render.Document]) -> list[str]:
 
 
 def run(
-    tmp_path: Path, files: dict[str, str], path: str = ".", links: dict[str, str] | None = None, **limits: int
+    tmp_path: Path,
+    files: dict[str, str],
+    path: str = ".",
+    links: dict[str, str] | None = None,
+    ignore: str | None = None,
+    **limits: int,
 ) -> list[render.Document]:
     repo, sha = commit(tmp_path, files, links)
-    return render.render(repo, sha, path, sync_name="s", sync_namespace="ns", limits=render.Limits(**limits))
+    tree = trees.GitTree(repo, sha)
+    return render.render(
+        tree, path, sync_name="s", sync_namespace="ns", ignore_rules=ignore, limits=render.Limits(**limits)
+    )
 
 
 def test_files_are_read_recursively_in_path_order_with_owner_labels(tmp_path: Path) -> None:
@@ -127,13 +137,13 @@ def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "content", "words"),
     [
-        ("a python tag", "x: !!python/object/apply:os.system ['id']\n", "could not determine a constructor"),
+        ("invalid YAML", "x: [1\n", "invalid YAML"),
         (
             "duplicate keys",
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  k: secret-one\n  k: secret-two\n",
             'duplicate key "k"',
         ),
-        ("not a mapping", "- a\n- b\n", "expected a Kubernetes object"),
+        ("not a mapping", "- a\n- b\n", "not a Kubernetes object (a list, not a mapping)"),
         ("no kind", "apiVersion: v1\nmetadata: {name: a}\n", "missing kind"),
     ],
 )
@@ -141,10 +151,121 @@ def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
 def test_bad_documents_are_named_without_quoting_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, content: str, words: str, libyaml: bool
 ) -> None:
-    monkeypatch.setattr(render, "LIBYAML", libyaml and render.LIBYAML)
+    monkeypatch.setattr(kubeyaml, "LIBYAML", libyaml and kubeyaml.LIBYAML)
     with pytest.raises(render.RenderError) as e:
         run(tmp_path, {"ok.yaml": CM.format(name="ok"), "z/bad.yaml": CM.format(name="first") + "---\n" + content})
     assert "z/bad.yaml (document 2)" in str(e.value)
     assert words in str(e.value)
     assert "secret-one" not in str(e.value)
     assert "secret-two" not in str(e.value)
+
+
+def test_owner_labels_never_change_what_an_alias_points_at(tmp_path: Path) -> None:
+    (doc,) = run(tmp_path, {"svc.yaml": manifests.ALIASED_SERVICE})
+    assert doc.obj["metadata"]["labels"] == {"app": "web", "pullsync.dev/name": "s", "pullsync.dev/namespace": "ns"}
+    assert doc.obj["spec"]["selector"] == {"app": "web"}
+
+
+def test_empty_labels_and_annotations_are_read_as_kubectl_reads_them(tmp_path: Path) -> None:
+    (doc,) = run(
+        tmp_path, {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels:\n  annotations:\n"}
+    )
+    assert doc.obj["metadata"] == {
+        "name": "a",
+        "labels": {"pullsync.dev/name": "s", "pullsync.dev/namespace": "ns"},
+        "annotations": None,
+    }
+
+
+def test_dates_and_file_modes_become_what_kubectl_sends(tmp_path: Path) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  automountServiceAccountToken: no\n"
+        "  volumes: [{name: s, secret: {secretName: s, defaultMode: 0400}}]\n"
+    )
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  released: 2024-01-15\n"
+    pod_doc, cm_doc = run(tmp_path, {"a.yaml": pod, "b.yaml": cm})
+    assert pod_doc.obj["spec"]["automountServiceAccountToken"] is False
+    assert pod_doc.obj["spec"]["volumes"][0]["secret"]["defaultMode"] == 256
+    assert cm_doc.obj["data"] == {"released": "2024-01-15"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value", "what"),
+    [
+        ("ConfigMap", "data", "on", "boolean"),
+        ("ConfigMap", "data", "0644", "number"),
+        ("Secret", "stringData", "no", "boolean"),
+    ],
+)
+def test_configmap_and_secret_values_that_yaml_makes_non_strings_are_refused_with_a_hint(
+    tmp_path: Path, kind: str, field: str, value: str, what: str
+) -> None:
+    doc = f"apiVersion: v1\nkind: {kind}\nmetadata: {{name: c}}\n{field}:\n  ok: 'x'\n  flag: {value}\n"
+    with pytest.raises(render.RenderError) as e:
+        run(tmp_path, {"c.yaml": doc})
+    assert str(e.value).startswith(f"c.yaml (document 1): {field}.flag is a {what}, not a string")
+    assert "quote the value" in str(e.value)
+
+
+def test_ignore_rules_come_from_defaults_sourceignore_files_and_spec_ignore(tmp_path: Path) -> None:
+    files = {
+        ".github/workflows/ci.yml": "on: push\njobs: {}\n",
+        ".gitlab-ci.yml": "stages: [test]\n",
+        ".sourceignore": "all-in-one/\n*.generated.yaml\n!keep.generated.yaml\n",
+        "deploy/.sourceignore": "config/\n",
+        "deploy/config/app.yaml": "logLevel: debug\n",
+        "deploy/web.yaml": CM.format(name="web"),
+        "deploy/x.generated.yaml": CM.format(name="generated"),
+        "deploy/keep.generated.yaml": CM.format(name="kept"),
+        "deploy/all-in-one/web.yaml": CM.format(name="web"),
+        "deploy/tmp/scratch.yaml": CM.format(name="scratch"),
+    }
+    assert names(run(tmp_path, files, path="deploy", ignore="tmp/\n")) == ["kept", "web"]
+
+
+def test_spec_ignore_can_re_include_what_a_default_leaves_out(tmp_path: Path) -> None:
+    files = {".github/cm.yaml": CM.format(name="gh"), "cm.yaml": CM.format(name="a")}
+    assert names(run(tmp_path, files, ignore="!.github/\n")) == ["gh", "a"]
+
+
+def test_a_file_that_is_not_a_kubernetes_object_says_how_to_ignore_it(tmp_path: Path) -> None:
+    with pytest.raises(render.RenderError) as e:
+        run(tmp_path, {"app/settings.yaml": "logLevel: debug\n", "cm.yaml": CM.format(name="a")})
+    assert str(e.value).startswith("app/settings.yaml (document 1): not a Kubernetes object (no apiVersion and kind)")
+    assert ".sourceignore" in str(e.value)
+    assert "spec.ignore" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("kustomization.yaml", "a Kustomize file; pullsync does not build Kustomize overlays yet"),
+        ("Kustomization", "a Kustomize file"),
+        ("Chart.yaml", "a Helm chart; pullsync does not render Helm charts yet"),
+    ],
+)
+def test_kustomize_and_helm_files_are_named_plainly_and_can_be_ignored(tmp_path: Path, name: str, words: str) -> None:
+    files = {f"app/{name}": "apiVersion: v2\nname: web\nresources: [cm.yaml]\n", "app/cm.yaml": CM.format(name="a")}
+    with pytest.raises(render.RenderError) as e:
+        run(tmp_path, files)
+    assert str(e.value).startswith(f"app/{name}: {words}")
+    assert names(run(tmp_path / "again", files, ignore=name)) == ["a"]
+
+
+def test_a_symbolic_link_loop_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(render.RenderError, match="symbolic link loop"):
+        run(tmp_path, {"a/cm.yaml": CM.format(name="a")}, links={"a/again": "."})
+
+
+def test_a_directory_renders_exactly_as_the_same_commit(tmp_path: Path) -> None:
+    files = {
+        ".sourceignore": "skip/\n",
+        "deploy/a.yaml": CM.format(name="a") + "---\n" + manifests.ALIASED_SERVICE,
+        "deploy/skip/b.yaml": "not: kubernetes\n",
+        "shared/c.yaml": CM.format(name="c"),
+    }
+    links = {"deploy/shared": "../shared"}
+    from_git = run(tmp_path, files, path="deploy", links=links)
+    from_dir = render.render(trees.DirTree(tmp_path / "work"), "deploy", sync_name="s", sync_namespace="ns")
+    assert [(d.path, d.index, d.obj) for d in from_dir] == [(d.path, d.index, d.obj) for d in from_git]
+    assert names(from_dir) == ["a", "web", "c"]

@@ -1,0 +1,99 @@
+"""Read-only views of a repository's files, for render: a commit read straight from a
+git object database (what the operator renders), or a directory on disk (what
+`pullsync build` renders). Both answer the same four questions about '/'-separated
+paths relative to the repository root ('' is the root); neither follows symbolic links
+itself: render does, and keeps them inside the repository.
+"""
+
+import os
+import stat
+from pathlib import Path
+from typing import Literal, Protocol
+
+import pygit2
+
+Kind = Literal["dir", "file", "link"]
+
+
+class Tree(Protocol):
+    def kind(self, path: str) -> Kind | None:
+        """What `path` is (None: nothing, or something render never reads)."""
+
+    def names(self, path: str) -> list[str]:
+        """The entries of the directory `path`."""
+
+    def size(self, path: str) -> int:
+        """The size in bytes of the file or link `path`, without reading it."""
+
+    def read(self, path: str) -> bytes:
+        """The content of the file `path`, or the target of the link `path`."""
+
+
+class GitTree:
+    """The tree of one commit in a (bare) repository."""
+
+    def __init__(self, repo: pygit2.Repository, commit: str) -> None:
+        self.repo = repo
+        self.root = repo[commit].peel(pygit2.Tree)
+
+    def _object(self, path: str) -> pygit2.Object | None:
+        if not path:
+            return self.root
+        try:
+            return self.root[path]
+        except KeyError:
+            return None
+
+    def kind(self, path: str) -> Kind | None:
+        obj = self._object(path)
+        if obj is None or not path:
+            return "dir" if obj is not None else None
+        if obj.filemode == pygit2.enums.FileMode.LINK:
+            return "link"
+        return {"tree": "dir", "blob": "file"}.get(obj.type_str)  # type: ignore[return-value]  # submodules: None
+
+    def names(self, path: str) -> list[str]:
+        tree = self._object(path)
+        return [entry.name or "" for entry in tree] if isinstance(tree, pygit2.Tree) else []
+
+    def size(self, path: str) -> int:
+        blob = self._object(path)
+        return blob.size if isinstance(blob, pygit2.Blob) else 0
+
+    def read(self, path: str) -> bytes:
+        blob = self._object(path)
+        return blob.data if isinstance(blob, pygit2.Blob) else b""
+
+
+class DirTree:
+    """A directory on disk (a checkout, or any folder of manifests)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _stat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.root / path)
+        except OSError:
+            return None
+
+    def kind(self, path: str) -> Kind | None:
+        st = self._stat(path)
+        if st is None:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return "link"
+        if stat.S_ISDIR(st.st_mode):
+            return "dir"
+        return "file" if stat.S_ISREG(st.st_mode) else None
+
+    def names(self, path: str) -> list[str]:
+        return os.listdir(self.root / path)
+
+    def size(self, path: str) -> int:
+        st = self._stat(path)
+        return st.st_size if st else 0
+
+    def read(self, path: str) -> bytes:
+        full = self.root / path
+        return os.readlink(full).encode() if full.is_symlink() else full.read_bytes()
