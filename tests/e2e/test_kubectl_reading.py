@@ -20,10 +20,15 @@ PULLSYNC = str(Path(sys.executable).parent / "pullsync")
 OWNER_LABELS = ("pullsync.dev/name", "pullsync.dev/namespace")
 
 
-def build(directory: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([PULLSYNC, "build", str(directory), "-o", "json"], capture_output=True, text=True, check=False)
+def pullsync_build(directory: Path, output: str) -> str:
+    out = subprocess.run([PULLSYNC, "build", str(directory), "-o", output], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+    return out.stdout
+
+
+def build(directory: Path) -> list[dict[str, Any]]:
+    """`pullsync build -o json`, owner labels taken off."""
+    items: list[dict[str, Any]] = json.loads(pullsync_build(directory, "json"))["items"]
     for obj in items:
         labels = obj["metadata"]["labels"]
         assert [labels.pop(k) for k in OWNER_LABELS] == ["build", "default"]
@@ -119,3 +124,6 @@ def test_upstream_manifests_read_as_kubectl_reads_them(cluster: Cluster, tmp_pat
     copy = tmp_path / project
     shutil.copytree(CORPUS / project, copy)
     same_as_kubectl(build(copy), kubectl_reads(cluster, copy))
+    printed = tmp_path / "built.yaml"  # and what `pullsync build` prints, kubectl reads back the same
+    printed.write_text(pullsync_build(copy, "yaml"))
+    same_as_kubectl(json.loads(pullsync_build(copy, "json"))["items"], kubectl_reads(cluster, printed))
