@@ -58,7 +58,8 @@ async def _wait_gone(client: kube.Client, resource: kube.Resource, namespace: st
 
 
 async def wait_established(client: kube.Client, items: list[Item], *, timeout: float) -> None:
-    """Wait until every CRD among `items` is Established; refresh discovery for their kinds."""
+    """Wait until every CRD among `items` (those just written) is Established; refresh
+    discovery for their kinds."""
     deadline = time.monotonic() + timeout
     for item in items:
         if item.group_kind != CRD:

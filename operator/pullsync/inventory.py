@@ -1,5 +1,8 @@
 """Inventory: which objects a Sync applied, as ids `<namespace>_<name>_<group>_<kind>`.
 
+Namespaces, groups and kinds never contain `_`; names may (RBAC objects such as
+`RoleBinding ci_deployer`), so an id is split at its first `_` and its last two.
+
 The inventory lives in `Sync.status.inventory` (no store of pullsync's own); the
 difference between the last inventory and the new desired set is what gets pruned.
 """
@@ -25,11 +28,15 @@ class Entry:
 
     @property
     def namespace(self) -> str:
-        return self.id.split("_")[0]
+        return self.id.split("_", 1)[0]
 
     @property
     def name(self) -> str:
-        return self.id.split("_")[1]
+        return self.id.split("_", 1)[1].rsplit("_", 2)[0]
+
+    @property
+    def group(self) -> str:
+        return self.id.rsplit("_", 2)[1]
 
     @property
     def kind(self) -> str:

@@ -215,7 +215,7 @@ class SyncLoop:
         applied: list[plan.Item] = []
         try:
             applied += await apply.apply(client, [i for i in items if i.stage == 1], concurrency=cfg.max_concurrency)
-            await apply.wait_established(client, items, timeout=spec.timeout)
+            await apply.wait_established(client, applied, timeout=spec.timeout)  # only CRDs written now
             deferred = [i for i in items if i.deferred]
             await plan.dry_run(client, deferred, force=spec.force, concurrency=cfg.max_concurrency)
             applied += await apply.apply(client, [i for i in items if i.stage == 2], concurrency=cfg.max_concurrency)

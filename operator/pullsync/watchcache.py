@@ -115,9 +115,11 @@ class LiveCache:
     async def _list(self, resource: kube.Resource, rid: str, selector: str | None) -> str:
         listing = await self.client.list(resource, selector=selector)
         log.debug("listed %s: %d objects", rid, len(listing.get("items", [])))
-        self._objects[rid] = {
-            key_of(resource, o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in listing.get("items", [])
-        }
+        items = listing.get("items", [])
+        for item in items:  # a LIST names the kind on the list, not on its items (custom resources aside)
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+        self._objects[rid] = {key_of(resource, o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in items}
         self._synced.add(rid)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
 

@@ -2,8 +2,6 @@
 with the chart ServiceAccount's own token (so its RBAC is proven, not assumed), namespaced
 mode, and leader election between two operator processes."""
 
-import base64
-import json
 import secrets
 import signal
 import time
@@ -14,7 +12,7 @@ import pytest
 
 from support import manifests as m
 from support import wait
-from support.cluster import Cluster, condition, sync_path
+from support.cluster import Cluster, condition, sync_path, token_kubeconfig
 from support.git import HttpGitServer
 from support.helm import CHART, helm
 from support.operator import OperatorProcess
@@ -28,41 +26,6 @@ def install(cluster: Cluster, release: str, *sets: str) -> str:
     args = [a for s in sets for a in ("--set", s)]
     helm("install", release, str(CHART), "-n", namespace, "--create-namespace", *args, env=cluster.env())
     return namespace
-
-
-def token_kubeconfig(cluster: Cluster, namespace: str, account: str, directory: Path) -> Path:
-    """A kubeconfig with the ServiceAccount's own token (the token controller's Secret)."""
-
-    def token() -> str:
-        sa = cluster.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
-        names = [s["name"] for s in sa.get("secrets") or []]
-        assert names, "no token Secret yet"
-        secret = cluster.get(f"/api/v1/namespaces/{namespace}/secrets/{names[0]}") or {}
-        return base64.b64decode(secret["data"]["token"]).decode()
-
-    value = wait.until(token, what=f"a token for {namespace}/{account}")
-    path = directory / f"{account}.kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {
-                            "server": cluster.server,
-                            "certificate-authority": str(cluster.kubeconfig.parent / "pki" / "ca.crt"),
-                        },
-                    }
-                ],
-                "users": [{"name": "u", "user": {"token": value}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture

