@@ -99,6 +99,8 @@ async def prune(
     Deletions by pullsync are not drift: the live cache is told before each one."""
     result = PruneResult()
     labels = api.owner_labels(sync_name, sync_namespace)
+    for api_version in {e.v for e in stale}:  # a version may have left the server since it was applied
+        client.discovery.forget(api_version)
     namespaces = [e for e in stale if e.kind == "Namespace" and e.v == "v1"]
     others = [e for e in stale if e not in namespaces]
     for batch in (others, namespaces):
@@ -117,7 +119,7 @@ async def _prune_one(
     client: kube.Client, entry: inventory.Entry, labels: dict[str, str], cache: watchcache.LiveCache | None
 ) -> bool:
     """True if deleted; False if gone already, no longer ours, or protected."""
-    resource = await client.resource(entry.v, entry.kind)
+    resource = await client.resource_in_group(entry.v, entry.kind)
     if resource is None:
         return False  # the API (CRD) is gone, and with it the object
     live = await client.get(resource, entry.namespace or None, entry.name)

@@ -287,6 +287,26 @@ class Client:
         """The resource serving `kind` in `api_version`, or None if the server has none."""
         return await self.discovery.resolve(self, api_version, kind)
 
+    async def resource_in_group(self, api_version: str, kind: str) -> Resource | None:
+        """The resource serving `kind` in `api_version`, or else in any version of its
+        group that the server still serves (the preferred one first)."""
+        found = await self.resource(api_version, kind)
+        group = api_version.rpartition("/")[0]
+        if found is not None or not group:
+            return found
+        try:
+            listing = await self.request("GET", f"/apis/{group}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        preferred = (listing.get("preferredVersion") or {}).get("groupVersion")
+        versions = [v.get("groupVersion") for v in listing.get("versions") or []]
+        for candidate in dict.fromkeys([preferred, *versions]):
+            if candidate and candidate != api_version and (found := await self.resource(candidate, kind)):
+                return found
+        return None
+
     async def get(self, res: Resource, namespace: str | None, name: str) -> JSON | None:
         try:
             result: JSON = await self.request("GET", res.path(namespace, name))

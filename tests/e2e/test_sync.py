@@ -419,3 +419,38 @@ def test_a_new_revision_shows_reconciling_while_it_runs_then_ready(
     assert second in condition(reconciling)["message"]
     assert [c["type"] for c in versions[-1]["status"]["conditions"]] == ["Ready"]
     assert condition(versions[-1])["status"] == "True"
+
+
+def test_an_object_whose_applied_version_left_the_server_is_still_pruned(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    group = f"{namespace}.example.com"
+    both = m.crd(group).replace("  - name: v1\n    served: true\n    storage: true\n", VERSIONS.format(v1="true"))
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"crd.yaml": both, "widget.yaml": m.custom(group, "gizmo")})
+    create_sync(cluster, namespace)
+    sync = wait_applied(cluster, namespace, first)
+    assert {e["v"] for e in sync["status"]["inventory"]["entries"]} >= {f"{group}/v1"}
+    second = source.push(
+        {"crd.yaml": both.replace(VERSIONS.format(v1="true"), VERSIONS.format(v1="false")), "widget.yaml": None}
+    )
+    sync = wait_applied(cluster, namespace, second)
+    assert sync["status"]["plan"]["pruned"] == 1
+    assert cluster.get(f"/apis/{group}/v2/namespaces/{namespace}/widgets/gizmo") is None
+
+
+VERSIONS = """  - name: v2
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {{type: integer}}
+  - name: v1
+    served: {v1}
+    storage: false
+"""
