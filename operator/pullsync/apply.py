@@ -1,19 +1,21 @@
 """Apply and prune: write the plan to the cluster.
 
 Only objects whose patch is non-empty are written, with server-side apply as field
-manager `pullsync`, in bounded concurrency. Stage 1 (CRDs, Namespaces, ClusterRoles)
-goes first and CRDs must be `Established` before stage 2 is dry-run and applied.
-Prune deletes only objects that still carry the Sync's owner labels and lack
-`pullsync.dev/prune: disabled`; Namespaces go last.
+manager `pullsync`, kind by kind (`plan.KIND_ORDER`), each kind in bounded concurrency.
+Stage 1 (Namespaces, CRDs, ClusterRoles, Roles) goes first and CRDs must be
+`Established` before what waited for stage 1 is dry-run and applied. Prune deletes only
+objects that still carry the Sync's owner labels and lack `pullsync.dev/prune: disabled`,
+in the reverse order: custom resources before their CRD, Namespaces last.
 """
 
 import asyncio
 import dataclasses
+import functools
 import time
 from typing import Any
 
 from pullsync import api, inventory, kube, metrics, watchcache
-from pullsync.plan import CRD, Item, bounded, describe_failure
+from pullsync.plan import CRD, Item, bounded, describe_failure, rank, waves
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 
@@ -28,16 +30,18 @@ class ApplyError(Exception):
 
 
 async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> list[Item]:
-    """Apply every changed item; return them. ApplyError if any write failed."""
-    todo = [i for i in items if i.changed]
-    results = await bounded(concurrency, (_apply_one(client, item) for item in todo))
-    failed = [(item, r) for item, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
-    applied = [item for item, r in zip(todo, results, strict=True) if not isinstance(r, BaseException)]
-    metrics.OBJECTS_APPLIED.inc(len(applied))
-    if failed:
-        described = [describe_failure(item, error) for item, error in failed]
-        reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
-        raise ApplyError(reason, "; ".join(m for _, m in described[:5]), applied)
+    """Apply every changed item, kind by kind in `plan.KIND_ORDER`; return them. ApplyError
+    (and nothing of a later kind written) if any write failed."""
+    applied: list[Item] = []
+    for wave in waves([i for i in items if i.changed], key=lambda i: i.rank):
+        results = await bounded(concurrency, (functools.partial(_apply_one, client, item) for item in wave))
+        failed = [(item, r) for item, r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
+        applied += [item for item, r in zip(wave, results, strict=True) if not isinstance(r, BaseException)]
+        metrics.OBJECTS_APPLIED.inc(len(wave) - len(failed))
+        if failed:
+            described = [describe_failure(item, error) for item, error in failed]
+            reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
+            raise ApplyError(reason, "; ".join(m for _, m in described[:5]), applied)
     return applied
 
 
@@ -95,16 +99,15 @@ async def prune(
     concurrency: int,
     cache: watchcache.LiveCache | None = None,
 ) -> PruneResult:
-    """Delete the stale entries that are still ours; Namespaces after everything else.
-    Deletions by pullsync are not drift: the live cache is told before each one."""
+    """Delete the stale entries that are still ours, kind by kind in the reverse of the apply
+    order (custom resources before their CRD, Namespaces last). Deletions by pullsync are
+    not drift: the live cache is told before each one."""
     result = PruneResult()
     labels = api.owner_labels(sync_name, sync_namespace)
     for api_version in {e.v for e in stale}:  # a version may have left the server since it was applied
         client.discovery.forget(api_version)
-    namespaces = [e for e in stale if e.kind == "Namespace" and e.v == "v1"]
-    others = [e for e in stale if e not in namespaces]
-    for batch in (others, namespaces):
-        outcomes = await bounded(concurrency, (_prune_one(client, e, labels, cache) for e in batch))
+    for batch in waves(stale, key=lambda e: -rank(e.kind)):
+        outcomes = await bounded(concurrency, (functools.partial(_prune_one, client, e, labels, cache) for e in batch))
         for entry, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 result.kept.append(entry)

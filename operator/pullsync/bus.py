@@ -9,9 +9,11 @@ keyed by (kind, namespace, name) and lives in one event loop: no locks needed.
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+log = logging.getLogger("pullsync.bus")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +85,18 @@ class Bus:
 Step = Callable[[], Awaitable[float]]  # one turn of a loop; returns seconds until the next
 
 
-async def run_loop(step: Step, wake: asyncio.Event) -> None:
-    """Run `step` forever: after each call wait for the delay it returns, or for `wake`."""
+async def run_loop(step: Step, wake: asyncio.Event, *, name: str) -> None:
+    """Run `step` forever: after each call wait for the delay it returns, or for `wake`.
+    A step that raises is logged with its traceback and tried again, backing off."""
+    failures = 0
     while True:
         wake.clear()
-        delay = await step()
+        try:
+            delay = await step()
+            failures = 0
+        except Exception:
+            failures += 1
+            delay = min(60.0, 2.0**failures)
+            log.exception("%s failed unexpectedly (a bug); trying again in %.0fs", name, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), delay)

@@ -1,9 +1,10 @@
-"""The Kopf layer: start-up settings, one daemon per GitRepository and per Sync.
+"""The Kopf layer: start-up settings, and watch events of GitRepositories and Syncs.
 
-The only module that imports kopf. Handlers stay thin: they hand the object to an engine
-loop (`repository.RepositoryLoop`, `reconcile.SyncLoop`) and wake it on watch events.
-Kopf handlers are registered only on pullsync's own kinds, so managed objects are never
-annotated or finalized by Kopf.
+The only module that imports kopf. Handlers stay thin: each event goes to `loops`, which
+runs one engine loop per object (`repository.RepositoryLoop`, `reconcile.SyncLoop`).
+Only `on.event` handlers are registered, and only on pullsync's own kinds: Kopf never
+writes to any object (no finalizers, no annotations); the Sync loop keeps its own
+finalizer for pruning on deletion.
 """
 
 import logging
@@ -11,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, bus, config, kube, reconcile, repository, webhook
+from pullsync import api, config, kube, loops, reconcile, repository, webhook
 from pullsync.endpoints import Servers
 from pullsync.services import Services
 
@@ -32,13 +33,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
     settings.posting.enabled = False  # pullsync posts its own, deliberate, events
-    settings.persistence.finalizer = api.FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration"
-    )
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
-    memo.services = await Services.start(memo.config)
+    memo.services = services = await Services.start(memo.config)
+    memo.gitrepositories = loops.Loops(
+        services.bus, lambda ns, name, body: repository.RepositoryLoop(services, ns, name, body)
+    )
+    memo.syncs = loops.Loops(services.bus, lambda ns, name, body: reconcile.SyncLoop(services, ns, name, body))
     memo.servers = Servers()
     await memo.servers.start((memo.config.webhook_addr, webhook.app(memo.services)))
     if memo.get("ready") is not None:
@@ -65,53 +65,18 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.syncs.close()
+    await memo.gitrepositories.close()
     await memo.servers.stop()
     await memo.services.close()
     log.info("pullsync stopped")
 
 
-@kopf.daemon(api.GROUP, api.VERSION, "gitrepositories", cancellation_timeout=5.0, when=in_scope)
-async def gitrepository(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    services: Services = memo.services
-    namespace, name = body.metadata["namespace"], body.metadata["name"]
-    loop = repository.RepositoryLoop(services, namespace, name, lambda: body)
-    try:
-        await bus.run_loop(loop, services.bus.waker(loop.key))
-    finally:
-        if body.metadata.get("deletionTimestamp"):
-            loop.release()
-
-
 @kopf.on.event(api.GROUP, api.VERSION, "gitrepositories", when=in_scope)
-async def gitrepository_event(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.services.bus.wake((repository.KIND, body.metadata["namespace"], body.metadata["name"]))
-
-
-@kopf.daemon(api.GROUP, api.VERSION, "syncs", cancellation_timeout=5.0, when=in_scope)
-async def sync(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    services: Services = memo.services
-    namespace, name = body.metadata["namespace"], body.metadata["name"]
-    loop = reconcile.SyncLoop(services, namespace, name, lambda: body)
-    try:
-        await bus.run_loop(loop, services.bus.waker(loop.key))
-    finally:
-        if body.metadata.get("deletionTimestamp"):
-            services.bus.forget(loop.key)
-
-
-@kopf.on.delete(api.GROUP, api.VERSION, "syncs", retries=5, backoff=5, when=in_scope)
-async def sync_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """With `prune: true`, delete what the Sync applied. Gives up after a few tries, so the
-    Sync's deletion never hangs (what could not be deleted is logged and stays)."""
-    if not body.get("spec", {}).get("prune"):
-        return
-    result = await reconcile.prune_all(memo.services, body)
-    namespace, name = body.metadata["namespace"], body.metadata["name"]
-    log.info("Sync %s/%s deleted: pruned %d objects", namespace, name, len(result.pruned))
-    if result.failures:
-        raise kopf.TemporaryError("prune failed: " + "; ".join(result.failures[:5]), delay=5)
+async def gitrepository_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.gitrepositories.observe(type, body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, "syncs", when=in_scope)
-async def sync_event(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.services.bus.wake((reconcile.KIND, body.metadata["namespace"], body.metadata["name"]))
+async def sync_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.syncs.observe(type, body)

@@ -13,16 +13,30 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import jsonpatch
 
 from pullsync import api, fingerprint, inventory, kube, metrics, watchcache
 from pullsync.render import Document
 
+T = TypeVar("T")
+
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
-STAGE1 = {CRD, ("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole")}
+RBAC = "rbac.authorization.k8s.io"
+STAGE1 = {CRD, ("", "Namespace"), (RBAC, "ClusterRole"), (RBAC, "Role")}
+# Apply order within a stage (prune goes in reverse): what others refer to first, workloads
+# after their configuration, custom resources after the built-in kinds, webhooks last.
+KIND_ORDER = (
+    "Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass", "ClusterRole", "Role",
+    "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy", "ServiceAccount", "Secret",
+    "ConfigMap", "PersistentVolume", "PersistentVolumeClaim", "ClusterRoleBinding", "RoleBinding",
+    "Service", "Endpoints", "IngressClass", "PodDisruptionBudget", "DaemonSet", "Pod",
+    "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet", "Job", "CronJob",
+    "HorizontalPodAutoscaler", "Ingress", "APIService",
+)  # fmt: skip
+LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 class PlanError(Exception):
@@ -44,11 +58,16 @@ class Item:
     result: dict[str, Any] | None = None
     patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     recreate: bool = False  # an immutable field changed and force is on
+    depends: "Item | None" = None  # the CRD of a custom resource, the role of a binding, in the same set
 
     @functools.cached_property
     def digest(self) -> str:
-        """A hash of the desired object (what git says, with namespace and labels)."""
-        return hashlib.sha256(json.dumps(self.obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        """A hash of the desired object (what git says, with namespace and labels) and of
+        what it depends on: a plan checked against an older CRD schema is never reused."""
+        text = json.dumps(self.obj, sort_keys=True, separators=(",", ":")) + (
+            self.depends.digest if self.depends else ""
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -67,6 +86,10 @@ class Item:
         return 1 if self.group_kind in STAGE1 else 2
 
     @property
+    def rank(self) -> int:
+        return rank(self.obj["kind"])
+
+    @property
     def left_alone(self) -> bool:
         """`pullsync.dev/reconcile: disabled` on an existing object: never changed."""
         return self.live is not None and (
@@ -78,13 +101,37 @@ class Item:
         return (bool(self.patch) or self.recreate) and not self.left_alone
 
 
-async def bounded(limit: int, tasks: Iterable[Awaitable[Any]]) -> list[Any]:
-    """Await `tasks` with at most `limit` in flight; results (or exceptions) in order."""
+def rank(kind: str) -> int:
+    """Where `kind` goes in the apply order (KIND_ORDER, then custom kinds, then webhooks)."""
+    if kind in LAST_KINDS:
+        return len(KIND_ORDER) + 1
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
+def waves(items: Iterable[T], key: Callable[[T], int]) -> list[list[T]]:
+    """`items` grouped by `key`, lowest first: each group is written before the next."""
+    groups: dict[int, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return [groups[k] for k in sorted(groups)]
+
+
+def defer_dependents(items: list[Item]) -> None:
+    """Objects whose CRD or role changes in stage 1 are planned only after stage 1: a dry-run
+    now would check them against the old schema or the old rules."""
+    for item in items:
+        if item.stage == 2 and item.depends is not None and item.depends.changed:
+            item.deferred = True
+
+
+async def bounded(limit: int, tasks: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run `tasks` (each started only when its turn comes) with at most `limit` in flight;
+    results (or exceptions) in order."""
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(task: Awaitable[Any]) -> Any:
+    async def one(task: Callable[[], Awaitable[Any]]) -> Any:
         async with semaphore:
-            return await task
+            return await task()
 
     return await asyncio.gather(*(one(t) for t in tasks), return_exceptions=True)
 
@@ -128,6 +175,9 @@ async def prepare(
         items.append(Item(doc, resource, deferred=deferred))
     if unknown:
         raise _unknown_kinds(unknown)
+    by_id = {item.entry.id: item for item in items}
+    for item in items:
+        item.depends = _dependency(item, crds, by_id)
     seen: dict[str, Item] = {}
     for item in items:
         other = seen.setdefault(item.entry.id, item)
@@ -138,6 +188,20 @@ async def prepare(
             )
     await _check_namespaces(operator, items, cache)
     return items
+
+
+def _dependency(item: Item, crds: dict[tuple[str, str], Document], by_id: dict[str, Item]) -> Item | None:
+    """The item of the same set that `item` needs first: its CRD, or the role it binds."""
+    crd = crds.get(item.group_kind)
+    if crd is not None:
+        return by_id.get(f"_{crd.obj['metadata']['name']}_{CRD[0]}_{CRD[1]}")
+    if item.group_kind in ((RBAC, "RoleBinding"), (RBAC, "ClusterRoleBinding")):
+        ref = item.obj.get("roleRef") or {}
+        if ref.get("kind") == "Role":
+            return by_id.get(f"{item.obj['metadata'].get('namespace', '')}_{ref.get('name')}_{RBAC}_Role")
+        if ref.get("kind") == "ClusterRole":
+            return by_id.get(f"_{ref.get('name')}_{RBAC}_ClusterRole")
+    return None
 
 
 def _unknown_kinds(unknown: dict[tuple[str, str], list[Document]]) -> PlanError:
@@ -180,7 +244,7 @@ async def _check_namespaces(client: kube.Client, items: list[Item], cache: watch
         live = cache.get(watchcache.NAMESPACES, None, namespace) if cache else watchcache.UNKNOWN
         return await client.get(watchcache.NAMESPACES, None, namespace) if live is watchcache.UNKNOWN else live
 
-    found = await bounded(8, (lookup(ns) for ns in wanted))
+    found = await bounded(8, (functools.partial(lookup, ns) for ns in wanted))
     for namespace, live in zip(wanted, found, strict=True):
         if isinstance(live, BaseException):
             raise live
@@ -220,7 +284,11 @@ async def dry_run(
         kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items}
         await cache.wait_synced(list(kinds.values()), timeout=CACHE_SYNC_TIMEOUT)
     results = await bounded(
-        concurrency, (_plan_one(client, item, force=force, cache=cache, verified=verified or {}) for item in items)
+        concurrency,
+        (
+            functools.partial(_plan_one, client, item, force=force, cache=cache, verified=verified or {})
+            for item in items
+        ),
     )
     failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
     if failures:

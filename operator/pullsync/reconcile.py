@@ -37,6 +37,8 @@ from pullsync.services import Services
 log = logging.getLogger("pullsync.sync")
 
 KIND = "Sync"
+FINALIZE_ATTEMPTS = 5  # prune attempts when a Sync is deleted, FINALIZE_RETRY seconds apart
+FINALIZE_RETRY = 5.0
 STAGE_REASONS = {
     "render": api.BUILD_FAILED,
     "validate": api.VALIDATION_FAILED,
@@ -85,17 +87,23 @@ class SyncLoop:
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
+        self.finalize_attempts = 0
+        self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
 
     async def __call__(self) -> float:
         body = self.body()
         meta = body.get("metadata", {})
         if meta.get("deletionTimestamp"):
-            return 3600.0  # the delete handler prunes, if asked to
+            return await self.finalize(body)
         try:
             spec = api.SyncSpec.parse(body.get("spec") or {})
         except ValueError as e:
             await self.finish(body, Result(Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)))
             return 3600.0
+        if (api.FINALIZER in (meta.get("finalizers") or [])) != spec.prune and meta.get("resourceVersion") != (
+            self.finalizer_written  # else this body predates our own write of the finalizer
+        ):
+            await self.set_finalizer(meta, spec.prune)  # a Sync that prunes prunes when deleted, too
         source_key: bus.Key = ("GitRepository", spec.source_namespace or self.namespace, spec.source_name)
         self.services.bus.listen(self.key, source_key)
         artifact = self.services.bus.artifact(source_key)
@@ -119,6 +127,41 @@ class SyncLoop:
         delay = spec.interval if result.outcome.ready == "True" else spec.retry_interval
         self.next_due = started + delay  # a steady period, whatever the reconcile costs
         return max(0.0, self.next_due - time.monotonic())
+
+    def release(self) -> None:
+        """The Sync is gone."""
+        self.services.bus.forget(self.key)
+
+    async def set_finalizer(self, meta: Mapping[str, Any], present: bool) -> None:
+        """Add or remove pullsync's finalizer; a conflict means a newer body is on its way."""
+        finalizers = [f for f in meta.get("finalizers") or [] if f != api.FINALIZER] + ([api.FINALIZER] * present)
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            await self.services.client.merge_patch(kube.SYNCS, self.namespace, self.name, patch)
+        except kube.ApiError as e:
+            if e.status not in (404, 409):
+                raise
+        self.finalizer_written = meta.get("resourceVersion")
+
+    async def finalize(self, body: Mapping[str, Any]) -> float:
+        """The Sync is being deleted: with `prune: true`, delete what it applied (what the
+        last reconcile wrote included), then let it go. After a few failed attempts it
+        lets go anyway, so that deletion never hangs; what stayed is logged."""
+        meta = body["metadata"]
+        if api.FINALIZER not in (meta.get("finalizers") or []):
+            return 3600.0
+        status = {**(body.get("status") or {}), **self.written}
+        result = await prune_all(self.services, {**body, "status": status})
+        if result.failures and self.finalize_attempts < FINALIZE_ATTEMPTS:
+            self.finalize_attempts += 1
+            message = "prune on deletion failed: " + "; ".join(result.failures[:5])
+            log.warning("Sync %s/%s: %s (attempt %d)", self.namespace, self.name, message, self.finalize_attempts)
+            await self.events.warning(body, api.PRUNE_FAILED, message)
+            return FINALIZE_RETRY
+        kept = f"; kept after {FINALIZE_ATTEMPTS} attempts: {', '.join(result.failures)}" if result.failures else ""
+        log.info("Sync %s/%s deleted: pruned %d objects%s", self.namespace, self.name, len(result.pruned), kept)
+        await self.set_finalizer(meta, False)
+        return 3600.0
 
     async def reconcile(
         self, body: Mapping[str, Any], spec: api.SyncSpec, source_key: bus.Key, artifact: bus.Artifact | None
@@ -200,25 +243,31 @@ class SyncLoop:
                 operator=self.services.client,
                 cache=cache,
             )
-            await plan.dry_run(
-                client,
-                [i for i in items if not i.deferred],
-                force=spec.force,
-                concurrency=cfg.max_concurrency,
-                cache=cache,
-                verified=self.verified,
-            )
+            for stage in (1, 2):  # stage 1 first: what depends on a changed CRD or role waits for it
+                await plan.dry_run(
+                    client,
+                    [i for i in items if i.stage == stage and not i.deferred],
+                    force=spec.force,
+                    concurrency=cfg.max_concurrency,
+                    cache=cache,
+                    verified=self.verified,
+                )
+                plan.defer_dependents(items)
         except plan.PlanError as e:
             return failed(e.reason, str(e))
 
         self.stage = "apply"
         applied: list[plan.Item] = []
         try:
-            applied += await apply.apply(client, [i for i in items if i.stage == 1], concurrency=cfg.max_concurrency)
+            first = [i for i in items if i.stage == 1 and not i.deferred]
+            applied += await apply.apply(client, first, concurrency=cfg.max_concurrency)
             await apply.wait_established(client, applied, timeout=spec.timeout)  # only CRDs written now
             deferred = [i for i in items if i.deferred]
-            await plan.dry_run(client, deferred, force=spec.force, concurrency=cfg.max_concurrency)
-            applied += await apply.apply(client, [i for i in items if i.stage == 2], concurrency=cfg.max_concurrency)
+            await plan.dry_run(
+                client, deferred, force=spec.force, concurrency=cfg.max_concurrency, cache=cache, verified=self.verified
+            )
+            rest = [i for i in items if i.stage == 2 or i.deferred]
+            applied += await apply.apply(client, rest, concurrency=cfg.max_concurrency)
         except (plan.PlanError, apply.ApplyError) as e:
             written = applied + (e.applied if isinstance(e, apply.ApplyError) else [])
             entries = old_inventory + [i.entry for i in written]
@@ -328,7 +377,12 @@ class SyncLoop:
 async def prune_all(services: Services, body: Mapping[str, Any]) -> apply.PruneResult:
     """A Sync with `prune: true` is being deleted: delete everything it still owns."""
     meta = body["metadata"]
-    spec = api.SyncSpec.parse(body.get("spec") or {})
+    try:
+        spec = api.SyncSpec.parse(body.get("spec") or {})
+    except ValueError:
+        return apply.PruneResult()  # a spec never valid applied nothing
+    if not spec.prune:
+        return apply.PruneResult()
     return await apply.prune(
         acting_client(services, meta["namespace"], spec),
         inventory.load(body.get("status")),

@@ -44,12 +44,15 @@ class LiveCache:
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._gone: set[str] = set()  # kinds whose watch ended because the server stopped serving them
         self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (content fingerprint, sync namespace, sync name)
 
     def ensure(self, resource: kube.Resource) -> None:
-        """Start watching `resource` (once)."""
+        """Start watching `resource` (once; again if the kind has come back since its CRD
+        was deleted)."""
         rid = f"{resource.api_version}/{resource.plural}"
-        if rid not in self._tasks:
+        if rid not in self._tasks or rid in self._gone:
+            self._gone.discard(rid)
             log.debug("watching %s", rid)
             selector = None if resource == NAMESPACES else api.LABEL_NAME
             self._tasks[rid] = asyncio.create_task(self._watch(resource, rid, selector), name=f"watch {rid}")
@@ -102,6 +105,9 @@ class LiveCache:
             except kube.ApiError as e:
                 if e.status in (403, 404):
                     log.info("not watching %s: %s (reads go to the API server)", rid, e.message)
+                    self._synced.discard(rid)
+                    if e.status == 404:
+                        self._gone.add(rid)
                     return
                 log.warning("watch of %s failed: %s; listing again in %.0fs", rid, e, delay)
             except (aiohttp.ClientError, TimeoutError, ValueError) as e:

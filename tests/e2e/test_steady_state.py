@@ -1,7 +1,8 @@
 """Steady state means zero requests: a realistic app, synced by `pullsync run` with its
 own identity, costs no API request at all per quiet interval, before and after an
 operator restart (every request of that identity is counted in the audit log, cluster
--scoped ones too); the restart itself writes nothing."""
+-scoped ones too); the restart itself writes nothing. Meanwhile another operator, whose
+`--namespace test-*` pattern makes it watch cluster-wide, never writes to these objects."""
 
 import secrets
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from support import manifests as m
 from support import wait
 from support.cluster import AuditLog, Cluster, token_kubeconfig
 from support.git import HttpGitServer
-from support.operator import OperatorProcess
+from support.operator import Operator, OperatorProcess
 from support.sync import Source, create_sync, wait_applied
 
 INTERVAL = 2  # seconds between drift checks of the Sync
@@ -45,24 +46,26 @@ def quiet_intervals(operator: OperatorProcess, audit: AuditLog, home: str, count
 
 
 def test_a_realistic_app_costs_no_request_per_interval_across_a_restart(
-    cluster: Cluster, git_http: HttpGitServer, home: str, tmp_path: Path
+    cluster: Cluster, operator: Operator, git_http: HttpGitServer, home: str, tmp_path: Path
 ) -> None:
+    other = AuditLog(cluster.kubeconfig.parent / "audit.log")  # the `operator` fixture's identity
+    other.mark()
     kubeconfig = token_kubeconfig(cluster, home, "operator", tmp_path)
     audit = AuditLog(cluster.kubeconfig.parent / "audit.log", user=f"system:serviceaccount:{home}:operator")
     source = Source(cluster, home, git_http)
     commit = source.push(m.realistic_app(f"{home}-app", f"{home}.example.com"))
     create_sync(cluster, home, interval=f"{INTERVAL}s")
     args = ("-n", home, "-v", "--allow-insecure-http", "--allow-local-urls")
-    operator = OperatorProcess(kubeconfig, *args)
+    process = OperatorProcess(kubeconfig, *args)
     try:
-        operator.wait_ready()
+        process.wait_ready()
         wait_applied(cluster, home, commit)
         wait.until(lambda: cluster.get(f"/apis/apps/v1/namespaces/{home}-app/replicasets"), what="ReplicaSet")
-        quiet_intervals(operator, audit, home)  # controllers settle (revision annotations, token Secrets)
-        requests = quiet_intervals(operator, audit, home)
+        quiet_intervals(process, audit, home)  # controllers settle (revision annotations, token Secrets)
+        requests = quiet_intervals(process, audit, home)
         assert requests == [], "\n".join(requests)
     finally:
-        assert operator.stop() == 0
+        assert process.stop() == 0
     audit.mark()
     restarted = OperatorProcess(kubeconfig, *args)
     try:
@@ -73,3 +76,4 @@ def test_a_realistic_app_costs_no_request_per_interval_across_a_restart(
         assert requests == [], "\n".join(requests)
     finally:
         assert restarted.stop() == 0
+    assert AuditLog.writes(other.requests(home)) == []

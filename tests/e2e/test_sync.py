@@ -454,3 +454,16 @@ VERSIONS = """  - name: v2
     served: {v1}
     storage: false
 """
+
+
+def test_a_sync_deleted_while_it_applies_prunes_what_that_reconcile_created(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    source.push({f"cm-{i:03}.yaml": m.configmap(f"cm-{i:03}") for i in range(800)})
+    create_sync(cluster, namespace)
+    selector = f"/api/v1/namespaces/{namespace}/configmaps?labelSelector=pullsync.dev/name"
+    wait.until(lambda: (cluster.get(selector) or {}).get("items"), interval=0.01, what="the first objects written")
+    cluster.api("DELETE", sync_path(namespace, "app"))
+    wait.until(lambda: get_sync(cluster, namespace) == {}, timeout=60, what="the Sync gone")
+    assert [c["metadata"]["name"] for c in (cluster.get(selector) or {})["items"]] == []

@@ -1,0 +1,72 @@
+"""One task per GitRepository and per Sync, fed by their watch events.
+
+Kopf delivers the events (its `on.event` handlers call `observe`); pullsync runs the
+per-object loops itself. Kopf thus never writes to pullsync's objects (no finalizers, no
+bookkeeping annotations), so operators with other scopes (`--namespace` patterns watch
+cluster-wide) never fight over an object they do not handle. The object's latest body is
+kept here for its loop to read; each event wakes the loop. A deleted object's task is
+cancelled and its loop released.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from pullsync import bus
+
+
+class Loop(Protocol):
+    key: bus.Key
+
+    async def __call__(self) -> float:
+        """Take one turn; return seconds until the next."""
+
+    def release(self) -> None:
+        """The object is gone: let go of what the loop holds."""
+
+
+Body = Mapping[str, Any]
+Factory = Callable[[str, str, Callable[[], Body]], Loop]  # (namespace, name, latest body) -> loop
+
+
+class Loops:
+    """The loops of one kind, by (namespace, name)."""
+
+    def __init__(self, signals: bus.Bus, make: Factory) -> None:
+        self.signals = signals
+        self.make = make
+        self.bodies: dict[tuple[str, str], Body] = {}
+        self.tasks: dict[tuple[str, str], tuple[Loop, asyncio.Task[None]]] = {}
+
+    def observe(self, event: str | None, body: Body) -> None:
+        """A watch event about one object: start, wake or stop its loop."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if event == "DELETED":
+            self.bodies.pop(key, None)
+            loop, task = self.tasks.pop(key, (None, None))
+            if task is not None and loop is not None:
+                task.cancel()
+                loop.release()
+            return
+        self.bodies[key] = body
+        if key in self.tasks:
+            self.signals.wake(self.tasks[key][0].key)
+            return
+        loop = self.make(key[0], key[1], lambda: self.bodies[key])
+        task = asyncio.create_task(self._run(loop), name=f"{loop.key[0]} {key[0]}/{key[1]}")
+        self.tasks[key] = (loop, task)
+
+    async def _run(self, loop: Loop) -> None:
+        kind, namespace, name = loop.key
+        await bus.run_loop(loop, self.signals.waker(loop.key), name=f"{kind} {namespace}/{name}")
+
+    async def close(self) -> None:
+        """Stop every loop (the operator stops, or lost its leadership)."""
+        for _, task in self.tasks.values():
+            task.cancel()
+        for _, task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
