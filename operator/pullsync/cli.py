@@ -167,7 +167,7 @@ def build(path: Path, *, output: str, sync: str, namespace: str, ignore: list[st
             sync_namespace=namespace,
             ignore_rules="\n".join(ignore) or None,
         )
-    except render.RenderError as e:
+    except (render.RenderError, OSError) as e:
         print(f"pullsync build: {e}", file=sys.stderr)
         return 1
     objects = [d.obj for d in docs]

@@ -43,6 +43,7 @@ class Rules:
         self.layers.append((base, pathspec.GitIgnoreSpec.from_lines(text.splitlines())))
 
     def ignored(self, path: str, *, directory: bool = False) -> bool:
+        """Whether the last layer with a pattern matching `path` leaves it out."""
         ignored = False
         for base, spec in self.layers:
             if base and not path.startswith(base + "/"):

@@ -5,8 +5,8 @@ go-yaml v2 fork (YAML 1.1 scalars) before the API server sees anything. This mod
 builds the same JSON values from the parser's event stream (libyaml when available):
 
 - plain scalars resolve as go-yaml v2 resolves them: `0644` is octal 420, `0x1F`, `0o17`,
-  `0b101` and `1_000` are integers, `yes`/`no`/`on`/`off`/`y`/`n` (any of three cases)
-  are booleans, `~`, `null` and nothing are null; timestamps and sexagesimal numbers
+  `0b101` and `1_000` are integers, `yes`/`no`/`on`/`off` (lower, Title or UPPER case)
+  and `y`/`n` (lower or upper) are booleans, `~`, `null` and nothing are null; timestamps and sexagesimal numbers
   (`1:30`) stay strings; whole floats become integers, as they do through JSON;
 - quoted scalars, `!!str` and unknown tags (`!Ref`, `!!python/...`, the YAML 1.1 value
   tag `=`) are strings; `!!binary` is decoded base64;
@@ -60,6 +60,7 @@ _NUMBER_START = frozenset("+-.0123456789")
 _GO_INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _BASES = {"x": 16, "o": 8, "b": 2}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TAGGED = {  # explicitly tagged scalars: whether the resolved value fits the tag
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -77,7 +78,7 @@ class ReadError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class Limits:
+class ReadLimits:
     """Bounds checked while reading."""
 
     aliases: int = 100
@@ -86,11 +87,11 @@ class Limits:
     documents: int = 5000
 
 
-def documents(text: str, limits: Limits = Limits()) -> Iterator[tuple[int, Any]]:
+def documents(text: str, limits: ReadLimits = ReadLimits()) -> Iterator[tuple[int, Any]]:
     """(1-based index, value) of every document in `text` that is not empty."""
     if text.lstrip().startswith("{"):
         try:
-            yield from _json_documents(text)
+            yield from _json_documents(text, limits)
             return
         except (ValueError, RecursionError):
             pass  # kubectl, too, falls back to YAML (a flow mapping is not JSON), which says why
@@ -119,6 +120,8 @@ def dump(values: list[Any]) -> str:
 
 
 class _Representer(SafeRepresenter):
+    """Strings that read back as something else are quoted; multi-line ones are blocks."""
+
     def represent_str(self, data: str) -> Any:
         style = "|" if "\n" in data.rstrip("\n") else '"' if data == "<<" or _resolve(data) is not data else None
         return self.represent_scalar(TAG + "str", data, style=style)
@@ -127,8 +130,11 @@ class _Representer(SafeRepresenter):
 _Representer.add_representer(str, _Representer.represent_str)
 
 
-def _json_documents(text: str) -> Iterator[tuple[int, Any]]:
-    decoder = json.JSONDecoder(object_pairs_hook=_json_object, parse_float=_json_float, parse_constant=_no_constant)
+def _json_documents(text: str, limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+    """A stream of JSON values, numbers as Kubernetes reads them; the same limits as YAML."""
+    decoder = json.JSONDecoder(
+        object_pairs_hook=_json_object, parse_float=_json_float, parse_int=_json_int, parse_constant=_no_constant
+    )
     values = []
     position, index = 0, 0
     while True:
@@ -137,8 +143,26 @@ def _json_documents(text: str) -> Iterator[tuple[int, Any]]:
             break
         value, position = decoder.raw_decode(text, position)
         index += 1
+        if index > limits.documents:
+            raise ReadError(index, f"more than {limits.documents} objects")
+        if _depth(value) > limits.depth:
+            raise ReadError(index, f"nesting deeper than {limits.depth} levels")
         values.append((index, value))
     yield from values  # all or nothing: a JSON error falls back to YAML before any is used
+
+
+def _depth(value: Any) -> int:
+    """How deep mappings and lists nest in `value`."""
+    depth, level = 0, [value]
+    while level := [v for v in level if isinstance(v, (dict, list))]:
+        depth += 1
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def _json_int(text: str) -> int | float:
+    number = int(text)
+    return number if -INT64 <= number < INT64 else float(number)  # as through Go's JSON
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -167,7 +191,6 @@ class _Node:
 
     anchor: str | None
     value: dict[str, Any] | list[Any]
-    line: int
     nodes: int = 1
     key: Any = None  # a mapping's key waiting for its value
     has_key: bool = False
@@ -182,34 +205,37 @@ MERGE = _Merge()
 
 
 class _Reader:
-    def __init__(self, limits: Limits) -> None:
+    """Builds the documents of one stream from its events, checking limits as it goes."""
+
+    def __init__(self, limits: ReadLimits) -> None:
         self.limits = limits
         self.index = 0
         self.aliases = 0
         self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, node count)
         self.stack: list[_Node] = []
-        self.done: list[tuple[Any, int]] = []  # the document's root value
+        self.root: tuple[Any, int] | None = None  # the document's value and its node count
 
     def read(self, events: Iterable[yaml_events.Event]) -> list[tuple[int, Any]]:
         found = []
         for event in events:
             if isinstance(event, yaml_events.DocumentStartEvent):
                 self.index += 1
-                self.anchors, self.done = {}, []
+                self.anchors, self.root = {}, None
                 if self.index > self.limits.documents:
                     self.fail(f"more than {self.limits.documents} objects", 0)
             elif isinstance(event, yaml_events.DocumentEndEvent):
-                if self.done and self.done[0][0] is not None:
-                    found.append((self.index, self.done[0][0]))
+                if self.root is not None and self.root[0] is not None:
+                    found.append((self.index, self.root[0]))
             else:
                 self.event(event)
         return found
 
     def event(self, event: yaml_events.Event) -> None:
+        """One node event: open or close a collection, or add a scalar or alias."""
         line = event.start_mark.line + 1 if event.start_mark else 0
         if isinstance(event, (yaml_events.MappingStartEvent, yaml_events.SequenceStartEvent)):
             value: dict[str, Any] | list[Any] = {} if isinstance(event, yaml_events.MappingStartEvent) else []
-            self.stack.append(_Node(event.anchor, value, line))
+            self.stack.append(_Node(event.anchor, value))
             if len(self.stack) > self.limits.depth:
                 self.fail(f"nesting deeper than {self.limits.depth} levels", line)
         elif isinstance(event, (yaml_events.MappingEndEvent, yaml_events.SequenceEndEvent)):
@@ -220,7 +246,7 @@ class _Reader:
         elif isinstance(event, yaml_events.ScalarEvent):
             scalar = self.scalar(event, line)
             if event.anchor:
-                self.anchors[event.anchor] = (scalar, 1)
+                self.anchors[event.anchor] = ("<<" if scalar is MERGE else scalar, 1)
             self.add(scalar, 1, line)
         elif isinstance(event, yaml_events.AliasEvent):
             self.aliases += 1
@@ -233,7 +259,7 @@ class _Reader:
 
     def add(self, value: Any, nodes: int, line: int, *, copy: bool = False) -> None:
         """Put a finished value into the collection that holds it (or the document)."""
-        total = nodes + sum(n.nodes for n in self.stack) + sum(d[1] for d in self.done)
+        total = nodes + sum(n.nodes for n in self.stack) + (self.root[1] if self.root else 0)
         if total > self.limits.nodes:
             self.fail(f"YAML aliases expand to more than {self.limits.nodes} nodes", line)
         if copy:
@@ -247,7 +273,7 @@ class _Reader:
                     self.fail(".inf and .nan cannot be sent as JSON (kubectl refuses them too)", line)
                 value = _number(value)
         if parent is None:
-            self.done.append((value, nodes))
+            self.root = (value, nodes)
             return
         parent.nodes += nodes
         if isinstance(parent.value, list):
@@ -257,6 +283,8 @@ class _Reader:
         else:
             parent.has_key = False
             if parent.key is MERGE:
+                if copy and not isinstance(value, dict):
+                    self.fail("a merge key (<<) with an alias needs an alias of a mapping", line)
                 self.merge(parent.value, value, line)
             else:
                 key = self.key(parent.key, line)
@@ -288,7 +316,10 @@ class _Reader:
         self.fail(f"a map key that is {what} cannot be converted to JSON", line)
 
     def scalar(self, event: yaml_events.ScalarEvent, line: int) -> Any:
+        """A scalar as go-yaml v2 decodes it into an interface{} (see `_resolve`)."""
         tag, text = event.tag, event.value
+        if event.style == '"' and _SURROGATE.search(text):
+            self.fail("invalid Unicode escape (a lone surrogate)", line)
         if tag is None:
             if not event.implicit[0]:  # quoted
                 return text
@@ -328,7 +359,7 @@ def _resolve(text: str) -> Any:
     if text[0] not in _NUMBER_START:
         return text
     if text[0] == ".":
-        return float(text) if _GO_FLOAT.fullmatch(text) else text
+        return _go_float(text) if _GO_FLOAT.fullmatch(text) else text
     plain = text.replace("_", "")
     if _GO_INT.fullmatch(plain):
         number = _go_int(plain.lstrip("+-"))
@@ -338,8 +369,14 @@ def _resolve(text: str) -> Any:
         if plain[0] not in "+-" and number < 2 * INT64:
             return float(number)  # a uint64 reaches the API server as a float, through JSON
     if _GO_FLOAT.fullmatch(plain):
-        return float(plain)
+        return _go_float(plain, text)
     return text
+
+
+def _go_float(digits: str, text: str | None = None) -> float | str:
+    """strconv.ParseFloat: out of range (1e400) is an error, so go-yaml keeps the text."""
+    value = float(digits)
+    return (text or digits) if math.isinf(value) else value
 
 
 def _go_int(digits: str) -> int:

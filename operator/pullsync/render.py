@@ -42,7 +42,7 @@ class RenderError(Exception):
 
 @dataclasses.dataclass
 class Document:
-    """One object from git, with where it came from."""
+    """One object read, with where it came from."""
 
     path: str  # path in the repository
     index: int  # 1-based document number in the file
@@ -74,7 +74,7 @@ def render(
 
     `ignore_rules` is the GitRepository's spec.ignore (gitignore syntax)."""
     base = normalise_path(path)
-    start = _resolve(tree, base) if base else ""
+    start = _real_path(tree, base) if base else ""
     if start is None:
         raise RenderError(f"path {path!r} not found in the repository")
     if tree.kind(start) != "dir":
@@ -105,9 +105,10 @@ def render(
 
 
 def _rules(tree: trees.Tree, base: str, start: str, spec_ignore: str | None, limits: Limits) -> ignore.Rules:
+    """The ignore rules: defaults, .sourceignore at the root and at `path`, spec.ignore."""
     rules = ignore.Rules()
     for directory, shown in (("", ""), (start, base)) if base else (("", ""),):
-        real = _resolve(tree, f"{directory}/{ignore.FILE}" if directory else ignore.FILE)
+        real = _real_path(tree, f"{directory}/{ignore.FILE}" if directory else ignore.FILE)
         if real is None or tree.kind(real) != "file":
             continue
         where = f"{shown}/{ignore.FILE}" if shown else ignore.FILE
@@ -119,7 +120,7 @@ def _rules(tree: trees.Tree, base: str, start: str, spec_ignore: str | None, lim
     return rules
 
 
-def _resolve(tree: trees.Tree, path: str, hops: int = 0) -> str | None:
+def _real_path(tree: trees.Tree, path: str, hops: int = 0) -> str | None:
     """The path without symbolic links that `path` names, following in-repo links on the
     way; None if nothing is there."""
     real = ""
@@ -132,7 +133,7 @@ def _resolve(tree: trees.Tree, path: str, hops: int = 0) -> str | None:
             if hops >= SYMLINK_HOPS:
                 raise RenderError(f"{candidate}: too many levels of symbolic links")
             target = _link_target(tree, candidate)
-            resolved = _resolve(tree, target, hops + 1) if target else ""
+            resolved = _real_path(tree, target, hops + 1) if target else ""
             if resolved is None:
                 return None
             candidate = resolved
@@ -141,6 +142,7 @@ def _resolve(tree: trees.Tree, path: str, hops: int = 0) -> str | None:
 
 
 def _link_target(tree: trees.Tree, link_path: str) -> str:
+    """The repository path a link points at ('' for the root); RenderError if outside."""
     target = tree.read(link_path).decode(errors="replace")
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), target))
     if target.startswith("/") or joined == ".." or joined.startswith("../"):
@@ -159,12 +161,13 @@ def _files(
         real = f"{real_dir}/{name}" if real_dir else name
         kind = tree.kind(real)
         if kind == "link":
-            if rules.ignored(shown):
+            if rules.ignored(shown) or rules.ignored(shown, directory=True):
                 continue
-            resolved = _resolve(tree, _link_target(tree, real), 1)
+            resolved = _follow(tree, real, shown)
             if resolved is None:
-                raise RenderError(f"{shown}: symbolic link target does not exist")
-            real, kind = resolved, tree.kind(resolved) if resolved else "dir"
+                continue
+            real = resolved
+            kind = tree.kind(real) if real else "dir"
         if kind == "dir":
             if real in visiting:
                 raise RenderError(f"{shown}: symbolic link loop")
@@ -172,6 +175,22 @@ def _files(
                 yield from _files(tree, real, shown, rules, visiting=visiting)
         elif kind == "file" and not rules.ignored(shown):
             yield shown, real
+
+
+def _follow(tree: trees.Tree, link: str, shown: str) -> str | None:
+    """Where the link `link` leads inside the repository. A link that leads nowhere or out
+    of the repository is an error, unless its name shows a file render never reads (a
+    link that may be a directory could hold manifests: skipping it could prune them)."""
+    try:
+        resolved = _real_path(tree, _link_target(tree, link), 1)
+        if resolved is None:
+            raise RenderError(f"{shown}: symbolic link target does not exist")
+    except RenderError as e:
+        extension = posixpath.splitext(shown)[1]
+        if extension and extension not in EXTENSIONS:
+            return None
+        raise RenderError(f"{e}; if render should not read it, {_ignore_hint('it')}") from None
+    return resolved
 
 
 def _refuse_renderer_files(files: list[tuple[str, str]]) -> None:
@@ -191,11 +210,12 @@ def _refuse_renderer_files(files: list[tuple[str, str]]) -> None:
 
 
 def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
+    """The objects of one file, as kubectl reads them."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise RenderError(f"{path}: not UTF-8 text") from None
-    read_limits = kubeyaml.Limits(
+    read_limits = kubeyaml.ReadLimits(
         aliases=limits.aliases, depth=limits.depth, nodes=limits.nodes, documents=limits.objects
     )
     try:
@@ -207,6 +227,7 @@ def _documents(path: str, data: bytes, limits: Limits) -> Iterator[Document]:
 
 
 def _expand(where: str, obj: Any) -> Iterator[dict[str, Any]]:
+    """`obj` as Kubernetes objects (a List's items), each checked for what render needs."""
     if not isinstance(obj, dict):
         what = f"a {_type_name(obj)}, not a mapping"
         raise RenderError(f"{where}: not a Kubernetes object ({what}); {_not_for_cluster()}")

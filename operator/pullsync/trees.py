@@ -66,10 +66,14 @@ class GitTree:
 
 
 class DirTree:
-    """A directory on disk (a checkout, or any folder of manifests)."""
+    """A directory on disk (a checkout, or any folder of manifests). In a git checkout,
+    what git ignores and submodules are left out, as they are from a commit; uncommitted
+    changes are read."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        found = pygit2.discover_repository(str(root))
+        self.repo = pygit2.Repository(found) if found else None
 
     def _stat(self, path: str) -> os.stat_result | None:
         try:
@@ -79,13 +83,21 @@ class DirTree:
 
     def kind(self, path: str) -> Kind | None:
         st = self._stat(path)
-        if st is None:
+        if st is None or (path and self._left_out(path)):
             return None
         if stat.S_ISLNK(st.st_mode):
             return "link"
         if stat.S_ISDIR(st.st_mode):
             return "dir"
         return "file" if stat.S_ISREG(st.st_mode) else None
+
+    def _left_out(self, path: str) -> bool:
+        """Ignored by git, or a submodule's checkout (a commit has neither)."""
+        if self.repo is None:
+            return False
+        full = self.root / path
+        in_repo = os.path.relpath(full, self.repo.workdir)
+        return (full / ".git").exists() or self.repo.path_is_ignored(in_repo) or in_repo.split(os.sep)[0] == ".git"
 
     def names(self, path: str) -> list[str]:
         return os.listdir(self.root / path)

@@ -17,7 +17,7 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def read(text: str, **limits: int) -> list[Any]:
-    return [value for _, value in kubeyaml.documents(text, kubeyaml.Limits(**limits))]
+    return [value for _, value in kubeyaml.documents(text, kubeyaml.ReadLimits(**limits))]
 
 
 @pytest.mark.usefixtures("parser")
@@ -108,3 +108,38 @@ def test_a_file_of_many_tiny_documents_stops_at_the_limit_before_building_them()
     with pytest.raises(kubeyaml.ReadError, match="more than 5 objects") as e:
         read("---\na: 1\n" * 1000, documents=5)
     assert e.value.index == 6
+
+
+@pytest.mark.usefixtures("parser")
+@pytest.mark.parametrize(
+    ("case", "text", "expected"),
+    [
+        ("a float out of range stays text", "a: 1e400\nb: -1e400\n", {"a": "1e400", "b": "-1e400"}),
+        ("an anchored << used as a key through an alias", "k: &m <<\n*m : {a: 1}\n", {"k": "<<", "<<": {"a": 1}}),
+    ],
+)
+def test_edges_read_as_kubectl_reads_them(case: str, text: str, expected: dict[str, Any]) -> None:
+    assert read(text) == [expected]
+
+
+@pytest.mark.usefixtures("parser")
+@pytest.mark.parametrize(
+    ("case", "text", "words"),
+    [
+        ("a lone surrogate", 'a: "\\ud800"\n', "lone surrogate"),
+        ("a merge of an alias of a list", "s: &s [{a: 1}]\nm: {<<: *s}\n", "alias of a mapping"),
+    ],
+)
+def test_edges_kubectl_refuses_are_refused(case: str, text: str, words: str) -> None:
+    with pytest.raises(kubeyaml.ReadError, match=words):
+        read(text)
+
+
+def test_json_has_the_same_limits_and_numbers_as_yaml() -> None:
+    with pytest.raises(kubeyaml.ReadError, match="more than 5 objects"):
+        read("{}\n" * 6, documents=5)
+    with pytest.raises(kubeyaml.ReadError, match="nesting deeper than 3"):
+        read('{"a": {"b": {"c": {"d": 1}}}}', depth=3)
+    assert read('{"a": 9223372036854775808, "b": 9223372036854775807}') == [
+        {"a": 9.223372036854776e18, "b": 9223372036854775807}
+    ]

@@ -269,3 +269,28 @@ def test_a_directory_renders_exactly_as_the_same_commit(tmp_path: Path) -> None:
     from_dir = render.render(trees.DirTree(tmp_path / "work"), "deploy", sync_name="s", sync_namespace="ns")
     assert [(d.path, d.index, d.obj) for d in from_dir] == [(d.path, d.index, d.obj) for d in from_git]
     assert names(from_dir) == ["a", "web", "c"]
+
+
+def test_a_link_out_of_the_repository_is_skipped_only_when_its_name_shows_render_never_reads_it(
+    tmp_path: Path,
+) -> None:
+    files = {"cm.yaml": CM.format(name="a")}
+    assert names(run(tmp_path, files, links={"tool.sh": "/usr/bin/env", "README.md": "missing.md"})) == ["a"]
+    with pytest.raises(render.RenderError) as e:
+        run(tmp_path / "again", files, links={"vendor": "/opt/vendor"})
+    assert str(e.value).startswith("vendor: symbolic link to '/opt/vendor' leaves the repository")
+    assert ".sourceignore" in str(e.value)
+    assert names(run(tmp_path / "ignored", files, links={"vendor": "/opt/vendor"}, ignore="vendor\n")) == ["a"]
+
+
+def test_a_checkout_renders_without_what_git_ignores_and_without_submodules(tmp_path: Path) -> None:
+    files = {".gitignore": "local-*.yaml\n", "deploy/a.yaml": CM.format(name="a")}
+    commit(tmp_path, files)
+    work = tmp_path / "work"
+    (work / "deploy" / "local-secret.yaml").write_text(CM.format(name="local"))
+    (work / "deploy" / "vendored").mkdir()
+    (work / "deploy" / "vendored" / ".git").write_text("gitdir: ../../.git/modules/vendored\n")
+    (work / "deploy" / "vendored" / "b.yaml").write_text(CM.format(name="vendored"))
+    (work / "deploy" / "new.yaml").write_text(CM.format(name="uncommitted"))
+    docs = render.render(trees.DirTree(work), "deploy", sync_name="s", sync_namespace="ns")
+    assert names(docs) == ["a", "uncommitted"]
