@@ -322,6 +322,29 @@ async def _plan_one(
     item.patch = jsonpatch.make_patch(fingerprint.normalise(item.live or {}), fingerprint.normalise(item.result)).patch
 
 
+async def check_claims(items: list[Item], *, owner: tuple[str, str], operator: kube.Client) -> None:
+    """PlanError if a live object belongs to another Sync that still exists: two Syncs
+    must not apply one object (each would relabel it at the other's every event). An
+    object left behind by a deleted Sync (`prune: false`) is taken over."""
+    claimed: dict[tuple[str, str], list[Item]] = {}
+    for item in items:
+        labels = ((item.live or {}).get("metadata") or {}).get("labels") or {}
+        other = (labels.get(api.LABEL_NAMESPACE), labels.get(api.LABEL_NAME))
+        if other[0] and other[1] and other != owner:
+            claimed.setdefault((str(other[0]), str(other[1])), []).append(item)
+    conflicts = []
+    for (namespace, name), taken in claimed.items():
+        if await operator.get(kube.SYNCS, namespace, name) is not None:
+            objects = ", ".join(f"{i.entry.describe()} ({i.doc.where})" for i in taken[:5])
+            more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
+            conflicts.append(f"{objects}{more}: managed by Sync {namespace}/{name}")
+    if conflicts:
+        raise PlanError(
+            api.VALIDATION_FAILED,
+            "; ".join(conflicts) + "; an object belongs to one Sync: remove it from one of them (nothing written)",
+        )
+
+
 def _immutable(error: kube.ApiError) -> bool:
     """The API server refused to change a field that is set once (wording varies by kind)."""
     return error.status == 422 and any(w in error.message for w in ("immutable", "may not change once set"))

@@ -253,6 +253,7 @@ class SyncLoop:
                     verified=self.verified,
                 )
                 plan.defer_dependents(items)
+            await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
         except plan.PlanError as e:
             return failed(e.reason, str(e))
 
@@ -266,6 +267,7 @@ class SyncLoop:
             await plan.dry_run(
                 client, deferred, force=spec.force, concurrency=cfg.max_concurrency, cache=cache, verified=self.verified
             )
+            await plan.check_claims(deferred, owner=(self.namespace, self.name), operator=self.services.client)
             rest = [i for i in items if i.stage == 2 or i.deferred]
             applied += await apply.apply(client, rest, concurrency=cfg.max_concurrency)
         except (plan.PlanError, apply.ApplyError) as e:

@@ -8,7 +8,7 @@ from support import wait
 from support.cluster import AuditLog, Cluster, condition, sync_path
 from support.git import HttpGitServer
 from support.operator import Operator
-from support.sync import Source, create_sync, get_sync, ids, wait_applied, wait_failed
+from support.sync import Source, create_sync, get_sync, ids, request, wait_applied, wait_failed
 
 
 def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
@@ -467,3 +467,36 @@ def test_a_sync_deleted_while_it_applies_prunes_what_that_reconcile_created(
     cluster.api("DELETE", sync_path(namespace, "app"))
     wait.until(lambda: get_sync(cluster, namespace) == {}, timeout=60, what="the Sync gone")
     assert [c["metadata"]["name"] for c in (cluster.get(selector) or {})["items"]] == []
+
+
+def test_a_second_sync_claiming_an_object_is_refused_and_writes_nothing(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"a/cm.yaml": m.configmap("shared", "from-a"), "b/cm.yaml": m.configmap("shared", "from-b")})
+    create_sync(cluster, namespace, "sync-a", path="a")
+    wait_applied(cluster, namespace, commit, "sync-a")
+    audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
+    audit.mark()
+    create_sync(cluster, namespace, "sync-b", path="b")
+    message = condition(wait_failed(cluster, namespace, commit, "sync-b"))["message"]
+    assert f"ConfigMap/{namespace}/shared (b/cm.yaml (document 1)): managed by Sync {namespace}/sync-a" in message
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/shared") or {}
+    assert (cm["metadata"]["labels"]["pullsync.dev/name"], cm["data"]) == ("sync-a", {"value": "from-a"})
+    assert [w for w in AuditLog.writes(audit.requests(namespace)) if "/configmaps/" in w] == []
+    condition(wait_applied(cluster, namespace, commit, "sync-a"))  # the owner is unaffected
+
+    cluster.api(
+        "PATCH", sync_path(namespace, "sync-a"), {"spec": {"prune": False}}, content_type="application/merge-patch+json"
+    )
+    wait.until(
+        lambda: (
+            "pullsync.dev/finalizer" not in get_sync(cluster, namespace, "sync-a")["metadata"].get("finalizers", [])
+        ),
+        what="no finalizer",
+    )
+    cluster.api("DELETE", sync_path(namespace, "sync-a"))  # its objects stay, and are free to take over
+    request(cluster, sync_path(namespace, "sync-b"))
+    wait_applied(cluster, namespace, commit, "sync-b")
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/shared") or {}
+    assert (cm["metadata"]["labels"]["pullsync.dev/name"], cm["data"]) == ("sync-b", {"value": "from-b"})
