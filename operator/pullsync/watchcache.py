@@ -1,7 +1,8 @@
 """A live cache of managed objects, fed by watches, so an in-sync cluster costs no requests.
 
 One watch per kind in use, selecting objects that carry pullsync's owner label (plus one
-on Namespaces, whose existence every reconcile checks). Each watch lists, then watches
+on Namespaces, whose existence every reconcile checks, and one on the Secrets of each
+namespace whose GitRepositories read credentials). Each watch lists, then watches
 from the list's resourceVersion with bookmarks, resumes from the last resourceVersion it
 saw, and lists again after a 410 Gone. Until a kind's first list completes, the cache
 answers "unknown" and callers read from the API server.
@@ -31,6 +32,11 @@ NAMESPACES = kube.Resource("", "v1", "Namespace", "namespaces", False)
 ObjectKey = tuple[str, str, str]  # (api_version/plural, namespace, name)
 
 
+def _rid(resource: kube.Resource, namespace: str | None = None) -> str:
+    """A watch's name: the kind's path, and the namespace of a whole-namespace watch."""
+    return f"{resource.api_version}/{resource.plural}" + (f" in {namespace}" if namespace else "")
+
+
 def key_of(resource: kube.Resource, namespace: str | None, name: str) -> ObjectKey:
     return (f"{resource.api_version}/{resource.plural}", namespace or "", name)
 
@@ -47,15 +53,16 @@ class LiveCache:
         self._gone: set[str] = set()  # kinds whose watch ended because the server stopped serving them
         self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (content fingerprint, sync namespace, sync name)
 
-    def ensure(self, resource: kube.Resource) -> None:
-        """Start watching `resource` (once; again if the kind has come back since its CRD
-        was deleted)."""
-        rid = f"{resource.api_version}/{resource.plural}"
+    def ensure(self, resource: kube.Resource, namespace: str | None = None) -> None:
+        """Start watching `resource`: pullsync's objects of that kind, or every object of it
+        in `namespace` (once; again if the kind has come back since its CRD was deleted)."""
+        rid = _rid(resource, namespace)
         if rid not in self._tasks or rid in self._gone:
             self._gone.discard(rid)
             log.debug("watching %s", rid)
-            selector = None if resource == NAMESPACES else api.LABEL_NAME
-            self._tasks[rid] = asyncio.create_task(self._watch(resource, rid, selector), name=f"watch {rid}")
+            selector = None if resource == NAMESPACES or namespace else api.LABEL_NAME
+            watch = self._watch(resource, rid, selector, namespace)
+            self._tasks[rid] = asyncio.create_task(watch, name=f"watch {rid}")
 
     async def wait_synced(self, resources: list[kube.Resource], *, timeout: float) -> None:
         """Watch `resources` and wait (at most `timeout`) until each has listed once."""
@@ -63,15 +70,18 @@ class LiveCache:
             self.ensure(resource)
         deadline = asyncio.get_running_loop().time() + timeout
         for resource in resources:
-            rid = f"{resource.api_version}/{resource.plural}"
+            rid = _rid(resource)
             while rid not in self._synced and rid in self._tasks and not self._tasks[rid].done():
                 if asyncio.get_running_loop().time() > deadline:
                     return  # callers fall back to GETs
                 await asyncio.sleep(0.02)
 
-    def get(self, resource: kube.Resource, namespace: str | None, name: str) -> Any:
-        """The live object, None if it does not exist, or UNKNOWN."""
-        rid = f"{resource.api_version}/{resource.plural}"
+    def get(self, resource: kube.Resource, namespace: str | None, name: str, *, whole_namespace: bool = False) -> Any:
+        """The live object, None if it does not exist, or UNKNOWN. With `whole_namespace`,
+        from the watch of every object of that kind in `namespace` (started if needed)."""
+        if whole_namespace:
+            self.ensure(resource, namespace)
+        rid = _rid(resource, namespace if whole_namespace else None)
         if rid not in self._synced:
             return UNKNOWN
         return self._objects[rid].get(key_of(resource, namespace, name))
@@ -92,14 +102,14 @@ class LiveCache:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _watch(self, resource: kube.Resource, rid: str, selector: str | None) -> None:
+    async def _watch(self, resource: kube.Resource, rid: str, selector: str | None, namespace: str | None) -> None:
         delay = 1.0
         while True:
             try:
-                version = await self._list(resource, rid, selector)
+                version = await self._list(resource, rid, selector, namespace)
                 delay = 1.0
                 while version:
-                    version = await self._stream(resource, rid, selector, version)
+                    version = await self._stream(resource, rid, selector, namespace, version)
             except asyncio.CancelledError:
                 raise
             except kube.ApiError as e:
@@ -118,8 +128,8 @@ class LiveCache:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _list(self, resource: kube.Resource, rid: str, selector: str | None) -> str:
-        listing = await self.client.list(resource, selector=selector)
+    async def _list(self, resource: kube.Resource, rid: str, selector: str | None, namespace: str | None) -> str:
+        listing = await self.client.list(resource, namespace, selector=selector)
         log.debug("listed %s: %d objects", rid, len(listing.get("items", [])))
         items = listing.get("items", [])
         for item in items:  # a LIST names the kind on the list, not on its items (custom resources aside)
@@ -129,12 +139,14 @@ class LiveCache:
         self._synced.add(rid)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
 
-    async def _stream(self, resource: kube.Resource, rid: str, selector: str | None, version: str) -> str:
+    async def _stream(
+        self, resource: kube.Resource, rid: str, selector: str | None, namespace: str | None, version: str
+    ) -> str:
         """Follow one watch request; return the resourceVersion to resume from, '' to re-list."""
         params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
         if selector:
             params["labelSelector"] = selector
-        async with self.client.stream(resource.path(), params=params) as lines:
+        async with self.client.stream(resource.path(namespace), params=params) as lines:
             async for line in lines:
                 event = json.loads(line)
                 kind, obj = event.get("type"), event.get("object") or {}

@@ -34,7 +34,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, list, watch]  # credentials of GitRepositories, read from a watch
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
