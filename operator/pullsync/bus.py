@@ -85,11 +85,12 @@ class Bus:
 Step = Callable[[], Awaitable[float]]  # one turn of a loop; returns seconds until the next
 
 
-async def run_loop(step: Step, wake: asyncio.Event, *, name: str) -> None:
-    """Run `step` forever: after each call wait for the delay it returns, or for `wake`.
-    A step that raises is logged with its traceback and tried again, backing off."""
+async def run_loop(step: Step, wake: asyncio.Event, *, name: str, alive: Callable[[], bool]) -> None:
+    """Run `step` while `alive()`: after each call wait for the delay it returns, or for
+    `wake`. A step that raises is logged with its traceback and tried again, backing off.
+    (`alive` ends a loop whose cancellation Python 3.11's wait_for may have swallowed.)"""
     failures = 0
-    while True:
+    while alive():
         wake.clear()
         try:
             delay = await step()

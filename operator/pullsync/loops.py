@@ -55,12 +55,18 @@ class Loops:
             self.signals.wake(self.tasks[key][0].key)
             return
         loop = self.make(key[0], key[1], lambda: self.bodies[key])
-        task = asyncio.create_task(self._run(loop), name=f"{loop.key[0]} {key[0]}/{key[1]}")
+        task = asyncio.create_task(self._run(key, loop), name=f"{loop.key[0]} {key[0]}/{key[1]}")
         self.tasks[key] = (loop, task)
 
-    async def _run(self, loop: Loop) -> None:
+    async def _run(self, key: tuple[str, str], loop: Loop) -> None:
         kind, namespace, name = loop.key
-        await bus.run_loop(loop, self.signals.waker(loop.key), name=f"{kind} {namespace}/{name}")
+        me = asyncio.current_task()
+        await bus.run_loop(
+            loop,
+            self.signals.waker(loop.key),
+            name=f"{kind} {namespace}/{name}",
+            alive=lambda: key in self.tasks and self.tasks[key][1] is me,
+        )
 
     async def close(self) -> None:
         """Stop every loop (the operator stops, or lost its leadership)."""

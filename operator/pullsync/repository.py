@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pullsync import api, bus, conditions, events, kube, metrics, source, urlpolicy, watchcache
+from pullsync import api, bus, conditions, config, events, kube, metrics, source, urlpolicy, watchcache
 from pullsync.gitauth import Credentials, GitFailure, redact_url
 from pullsync.services import Services
 
@@ -135,11 +135,14 @@ class RepositoryLoop:
     async def credentials(self, spec: api.GitRepositorySpec) -> Credentials | None:
         if not spec.secret_name:
             return None
-        # Read from a watch of the namespace's Secrets: a quiet poll makes no API request, and a
-        # changed Secret is used from the next poll on. Without the rights to watch, a GET.
-        secret = self.services.live.get(kube.SECRETS, self.namespace, spec.secret_name, whole_namespace=True)
+        # Read from a watch of Secrets: a quiet poll makes no API request, and a changed Secret
+        # is used from the next poll on. Without the rights to watch, a GET each poll.
+        clusterwide, _ = config.kopf_scope(self.services.config.namespaces)
+        scope = None if clusterwide else self.namespace
+        secret = self.services.live.secret(self.namespace, spec.secret_name, scope=scope)
         if secret is watchcache.UNKNOWN:
             secret = await self.services.client.get(kube.SECRETS, self.namespace, spec.secret_name)
+            self.services.live.known_secret(self.namespace, spec.secret_name, secret, scope=scope)
         if secret is None:
             raise GitFailure("auth", f"secret {self.namespace}/{spec.secret_name} (spec.secretRef) not found")
         return Credentials.from_secret(secret.get("data") or {})

@@ -1,8 +1,9 @@
 """A live cache of managed objects, fed by watches, so an in-sync cluster costs no requests.
 
 One watch per kind in use, selecting objects that carry pullsync's owner label (plus one
-on Namespaces, whose existence every reconcile checks, and one on the Secrets of each
-namespace whose GitRepositories read credentials). Each watch lists, then watches
+on Namespaces, whose existence every reconcile checks, and one on Secrets that keeps only
+those GitRepositories read credentials from: cluster-wide, or one per namespace for an
+operator that watches listed namespaces). Each watch lists, then watches
 from the list's resourceVersion with bookmarks, resumes from the last resourceVersion it
 saw, and lists again after a 410 Gone. Until a kind's first list completes, the cache
 answers "unknown" and callers read from the API server.
@@ -37,6 +38,11 @@ def _rid(resource: kube.Resource, namespace: str | None = None) -> str:
     return f"{resource.api_version}/{resource.plural}" + (f" in {namespace}" if namespace else "")
 
 
+def _names(obj: dict[str, Any]) -> tuple[str | None, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace"), meta.get("name", "")
+
+
 def key_of(resource: kube.Resource, namespace: str | None, name: str) -> ObjectKey:
     return (f"{resource.api_version}/{resource.plural}", namespace or "", name)
 
@@ -51,16 +57,21 @@ class LiveCache:
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._gone: set[str] = set()  # kinds whose watch ended because the server stopped serving them
+        self._keep: dict[str, Callable[[dict[str, Any]], bool]] = {}  # watches that keep only some objects
+        self._wanted: set[ObjectKey] = set()  # the Secrets GitRepositories read
+        self._pending: set[tuple[str, ObjectKey]] = set()  # (watch, Secret) wanted since it listed: not known yet
         self._noted: dict[ObjectKey, tuple[str, str, str]] = {}  # (content fingerprint, sync namespace, sync name)
 
-    def ensure(self, resource: kube.Resource, namespace: str | None = None) -> None:
-        """Start watching `resource`: pullsync's objects of that kind, or every object of it
-        in `namespace` (once; again if the kind has come back since its CRD was deleted)."""
+    def ensure(self, resource: kube.Resource) -> None:
+        """Start watching pullsync's objects of `resource` (once; again if the kind has come
+        back since its CRD was deleted)."""
+        self._start(resource, None, None if resource == NAMESPACES else api.LABEL_NAME)
+
+    def _start(self, resource: kube.Resource, namespace: str | None, selector: str | None) -> None:
         rid = _rid(resource, namespace)
         if rid not in self._tasks or rid in self._gone:
             self._gone.discard(rid)
             log.debug("watching %s", rid)
-            selector = None if resource == NAMESPACES or namespace else api.LABEL_NAME
             watch = self._watch(resource, rid, selector, namespace)
             self._tasks[rid] = asyncio.create_task(watch, name=f"watch {rid}")
 
@@ -76,15 +87,37 @@ class LiveCache:
                     return  # callers fall back to GETs
                 await asyncio.sleep(0.02)
 
-    def get(self, resource: kube.Resource, namespace: str | None, name: str, *, whole_namespace: bool = False) -> Any:
-        """The live object, None if it does not exist, or UNKNOWN. With `whole_namespace`,
-        from the watch of every object of that kind in `namespace` (started if needed)."""
-        if whole_namespace:
-            self.ensure(resource, namespace)
-        rid = _rid(resource, namespace if whole_namespace else None)
+    def get(self, resource: kube.Resource, namespace: str | None, name: str) -> Any:
+        """The live object, None if it does not exist, or UNKNOWN."""
+        rid = _rid(resource)
         if rid not in self._synced:
             return UNKNOWN
         return self._objects[rid].get(key_of(resource, namespace, name))
+
+    def secret(self, namespace: str, name: str, *, scope: str | None) -> Any:
+        """The Secret a GitRepository reads, from the watch of Secrets over `scope` (a
+        namespace, or None for the cluster) that keeps only the Secrets asked for; None if
+        it does not exist; UNKNOWN until that watch has listed, and for a Secret first asked
+        for since (the caller reads it and hands it over with `known_secret`)."""
+        key = key_of(kube.SECRETS, namespace, name)
+        rid = _rid(kube.SECRETS, scope)
+        if key not in self._wanted:
+            self._wanted.add(key)
+            self._pending.add((rid, key))
+        self._keep[rid] = lambda obj: key_of(kube.SECRETS, *_names(obj)) in self._wanted
+        self._start(kube.SECRETS, scope, None)
+        if rid not in self._synced or (rid, key) in self._pending:
+            return UNKNOWN
+        return self._objects[rid].get(key)
+
+    def known_secret(self, namespace: str, name: str, secret: dict[str, Any] | None, *, scope: str | None) -> None:
+        """What the caller read of a Secret `secret` said was UNKNOWN; the watch keeps it current."""
+        key = key_of(kube.SECRETS, namespace, name)
+        rid = _rid(kube.SECRETS, scope)
+        if rid in self._synced and (rid, key) in self._pending:
+            self._pending.discard((rid, key))
+            if secret is not None:
+                self._objects[rid].setdefault(key, secret)
 
     def note(self, resource: kube.Resource, obj: dict[str, Any], content: str, sync: tuple[str, str]) -> None:
         """Remember the `content` fingerprint the Sync `sync` wrote or checked: its own events are not drift."""
@@ -131,11 +164,13 @@ class LiveCache:
     async def _list(self, resource: kube.Resource, rid: str, selector: str | None, namespace: str | None) -> str:
         listing = await self.client.list(resource, namespace, selector=selector)
         log.debug("listed %s: %d objects", rid, len(listing.get("items", [])))
-        items = listing.get("items", [])
+        keep = self._keep.get(rid)
+        items = [o for o in listing.get("items", []) if keep is None or keep(o)]
         for item in items:  # a LIST names the kind on the list, not on its items (custom resources aside)
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
-        self._objects[rid] = {key_of(resource, o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in items}
+        self._objects[rid] = {key_of(resource, *_names(o)): o for o in items}
+        self._pending = {p for p in self._pending if p[0] != rid}  # what it keeps is known now
         self._synced.add(rid)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
 
@@ -161,6 +196,9 @@ class LiveCache:
         meta = obj.get("metadata", {})
         log.debug("%s %s %s/%s at %s", kind, rid, meta.get("namespace"), meta.get("name"), meta.get("resourceVersion"))
         key = key_of(resource, meta.get("namespace"), meta.get("name", ""))
+        keep = self._keep.get(rid)
+        if keep is not None and not keep(obj):
+            return
         if kind == "DELETED":
             self._objects[rid].pop(key, None)
         else:
