@@ -319,6 +319,12 @@ async def _plan_one(
             item.recreate = True
             return
         raise
+    if item.live is None and (item.result.get("metadata") or {}).get("resourceVersion"):
+        # It exists, without pullsync's labels (the live cache sees labelled objects only).
+        item.live = await client.get(item.resource, meta.get("namespace"), meta["name"])
+        if item.live is not None and item.left_alone:
+            item.result = None
+            return
     item.patch = jsonpatch.make_patch(fingerprint.normalise(item.live or {}), fingerprint.normalise(item.result)).patch
 
 
@@ -395,9 +401,12 @@ def describe_failure(item: Item, error: BaseException) -> tuple[str, str]:
     what = f"{item.doc.where}: {item.entry.describe()}"
     if not isinstance(error, kube.ApiError):
         return api.APPLY_FAILED, f"{what}: {type(error).__name__}: {error}"
-    message = error.message
+    message = re.sub(r", bigger context \.\.\.\|.*?\|\.\.\.", "", error.message)  # a dump of our own input
     if item.obj["kind"] == "Secret":
         message = redact_secret(message, item.obj)
+    if error.status == 403 and "because it is being terminated" in message:
+        namespace = item.obj["metadata"].get("namespace")
+        return api.VALIDATION_FAILED, f"{what}: namespace {namespace} is being deleted and takes no new objects"
     if error.status == 403:
         namespace = item.obj["metadata"].get("namespace")
         scope = f" in namespace {namespace}" if namespace else " (cluster scope)"

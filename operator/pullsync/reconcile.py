@@ -39,6 +39,7 @@ log = logging.getLogger("pullsync.sync")
 KIND = "Sync"
 FINALIZE_ATTEMPTS = 5  # prune attempts when a Sync is deleted, FINALIZE_RETRY seconds apart
 FINALIZE_RETRY = 5.0
+CONDITION_LIMIT = 400  # characters of the Ready message (the STATUS column); events carry the rest
 STAGE_REASONS = {
     "render": api.BUILD_FAILED,
     "validate": api.VALIDATION_FAILED,
@@ -57,6 +58,7 @@ class Result:
     entries: list[inventory.Entry] | None = None  # the new inventory; None: keep the old one
     plan: dict[str, int] | None = None
     changes: list[str] = dataclasses.field(default_factory=list)
+    warn: bool = True  # a failure worth a Warning event (not a source still fetching its first revision)
 
 
 def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kube.Client:
@@ -88,6 +90,7 @@ class SyncLoop:
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
         self.finalize_attempts = 0
+        self.source_waits = 0  # reconciles in a row without a revision to apply
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
 
     async def __call__(self) -> float:
@@ -176,6 +179,7 @@ class SyncLoop:
             return Result(Outcome.failure(api.ACCESS_DENIED, message, stalled=True))
         if artifact is None:
             return await self.source_not_ready(source_key)
+        self.source_waits = 0
         started = time.monotonic()
         status = {**(body.get("status") or {}), **self.written}
         if artifact.revision != status.get("lastAttemptedRevision") or status.get("observedGeneration") != (
@@ -201,7 +205,12 @@ class SyncLoop:
         return result
 
     async def source_not_ready(self, source_key: bus.Key) -> Result | None:
+        """Why there is no revision to apply. A source that is created or fetched along with
+        the Sync is no news: a Warning event only once it fails, or is still missing at the
+        next retry."""
         repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
+        self.source_waits += 1
+        why = ""
         if repo is None:
             message = f"GitRepository {source_key[1]}/{source_key[2]} not found"
         elif (repo.get("status") or {}).get("artifact"):
@@ -209,7 +218,7 @@ class SyncLoop:
         else:
             _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
             message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
-        return Result(Outcome.failure(api.SOURCE_NOT_READY, message))
+        return Result(Outcome.failure(api.SOURCE_NOT_READY, message), warn=bool(why) or self.source_waits > 1)
 
     async def pipeline(self, body: Mapping[str, Any], spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
         """Render, validate, apply (staged), prune. Returns what happened; never half-validates."""
@@ -220,14 +229,23 @@ class SyncLoop:
         old_inventory = inventory.load(body.get("status"))
         revision = artifact.revision
 
-        def failed(reason: str, message: str, entries: list[inventory.Entry] | None = None) -> Result:
-            return Result(Outcome.failure(reason, message), revision=revision, entries=entries)
+        objects = 0
+
+        def failed(
+            reason: str,
+            message: str,
+            entries: list[inventory.Entry] | None = None,
+            written: list[plan.Item] | None = None,
+        ) -> Result:
+            summary = summarise(objects, written or [], [])  # what this attempt did, not the last success
+            return Result(Outcome.failure(reason, message), revision=revision, entries=entries, plan=summary)
 
         self.stage = "render"
         try:
             docs = await self.render(artifact, spec)
         except render.RenderError as e:
             return failed(api.BUILD_FAILED, str(e))
+        objects = len(docs)
         if not docs:
             return failed(
                 api.BUILD_FAILED,
@@ -274,7 +292,7 @@ class SyncLoop:
             written = applied + (e.applied if isinstance(e, apply.ApplyError) else [])
             entries = old_inventory + [i.entry for i in written]
             note = f" (applied before the failure: {', '.join(i.entry.describe() for i in written)})" if written else ""
-            return failed(e.reason, f"{e}{note}", entries)
+            return failed(e.reason, f"{e}{note}", entries, written)
 
         self.remember(items, cache)
         self.stage = "prune"
@@ -292,13 +310,7 @@ class SyncLoop:
         changes = [f"{i.entry.describe()} {self.verb(i)}" for i in applied] + [
             f"{e.describe()} pruned" for e in pruned.pruned
         ]
-        summary = {
-            "objects": len(items),
-            "changed": sum(1 for i in items if i.changed),
-            "operations": sum(len(i.patch) + int(i.recreate) for i in items if i.changed),
-            "created": sum(1 for i in items if i.live is None),
-            "pruned": len(pruned.pruned),
-        }
+        summary = summarise(len(items), [i for i in items if i.changed], pruned.pruned)
         entries = desired + pruned.kept
         if pruned.failures:
             outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
@@ -350,9 +362,15 @@ class SyncLoop:
         """The one place that writes status and events."""
         old = {**(body.get("status") or {}), **self.written}
         generation = body.get("metadata", {}).get("generation")
+        outcome = result.outcome
+        short = events.fit(outcome.message.split("; "), limit=CONDITION_LIMIT, separator="; ")
+        if short != outcome.message:
+            short += " (all of it in the Sync's Warning event)"
         status: dict[str, Any] = {
             "observedGeneration": generation,
-            "conditions": conditions.build(result.outcome, generation=generation, previous=old.get("conditions")),
+            "conditions": conditions.build(
+                dataclasses.replace(outcome, message=short), generation=generation, previous=old.get("conditions")
+            ),
         }
         if result.revision is not None:
             status["lastAttemptedRevision"] = result.revision
@@ -367,13 +385,25 @@ class SyncLoop:
         await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=old)
         self.written = {**self.written, **status}
         if result.changes:
-            await self.events.normal(
-                body, "ReconciliationSucceeded" if result.applied else "Progressing", "\n".join(result.changes)
+            reason = "ReconciliationSucceeded" if result.applied else "Progressing"
+            await self.events.normal(body, reason, events.fit(result.changes))
+        if result.outcome.ready == "False" and result.outcome.reason != api.SUSPENDED and result.warn:
+            await self.events.warning(
+                body, result.outcome.reason, events.fit(result.outcome.message.split("; "), separator="; ")
             )
-        if result.outcome.ready == "False" and result.outcome.reason != api.SUSPENDED:
-            await self.events.warning(body, result.outcome.reason, result.outcome.message)
         elif result.outcome.ready == "True":
             self.events.recovered()
+
+
+def summarise(objects: int, changed: list[plan.Item], pruned: list[inventory.Entry]) -> dict[str, int]:
+    """`status.plan`: what one reconcile changed (or, when it failed, wrote before that)."""
+    return {
+        "objects": objects,
+        "changed": len(changed),
+        "operations": sum(len(i.patch) + int(i.recreate) for i in changed),
+        "created": sum(1 for i in changed if i.live is None),
+        "pruned": len(pruned),
+    }
 
 
 async def prune_all(services: Services, body: Mapping[str, Any]) -> apply.PruneResult:

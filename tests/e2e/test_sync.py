@@ -377,6 +377,8 @@ def test_a_missing_source_is_reported_and_retried(
     ready = wait.until(lambda: condition(get_sync(cluster, namespace)), what="a Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
     assert f"GitRepository {namespace}/app not found" in ready["message"]
+    warned = wait.until(lambda: [e for e in cluster.events(namespace) if e["reason"] == "SourceNotReady"], what="news")
+    assert f"GitRepository {namespace}/app not found" in warned[0]["message"]  # still missing at the retry
     commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("cm")})
     wait_applied(cluster, namespace, commit)
 

@@ -1,0 +1,63 @@
+"""Event and condition messages: whole items, then how many more."""
+
+from pullsync import events, plan
+
+
+def test_a_list_is_cut_between_items_and_says_how_many_more() -> None:
+    lines = [f"ConfigMap/team-a/config-{i:03} configured" for i in range(100)]
+    text = events.fit(lines)
+    assert len(text) <= events.LIMIT
+    kept = text.splitlines()[:-1]
+    assert kept == lines[: len(kept)]
+    assert text.splitlines()[-1] == f"... and {100 - len(kept)} more"
+    assert events.fit(lines[:3]) == "\n".join(lines[:3])
+
+
+def test_one_item_too_long_is_cut_itself() -> None:
+    text = events.fit(["x" * 5000, "short"], limit=100)
+    assert len(text) == 100
+    assert text.endswith("x…\n... and 1 more")
+
+
+def test_the_api_servers_dump_of_our_input_is_left_out_of_failures() -> None:
+    item = plan.Item(
+        plan.Document(
+            "cm.yaml", 1, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
+        ),
+        None,  # type: ignore[arg-type]
+    )
+    error = plan.kube.ApiError(
+        400,
+        {
+            "message": 'ConfigMap in version "v1" cannot be handled as a ConfigMap: v1.ConfigMap.Data: ReadString: '
+            'expects " or n, but found t, error found in #10 byte of ...|{"a":true}}|..., bigger context '
+            '...|{"apiVersion":"v1","data":{"a":true},"kind":"ConfigMap"}|...'
+        },
+        verb="patch",
+        path="/api/v1/namespaces/n/configmaps/c",
+    )
+    _, message = plan.describe_failure(item, error)
+    assert "bigger context" not in message
+    assert "quote strings" in message
+
+
+def test_a_terminating_namespace_is_not_access_denied() -> None:
+    item = plan.Item(
+        plan.Document(
+            "cm.yaml", 1, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
+        ),
+        None,  # type: ignore[arg-type]
+    )
+    error = plan.kube.ApiError(
+        403,
+        {
+            "message": 'configmaps "c" is forbidden: unable to create new content in namespace n '
+            "because it is being terminated"
+        },
+        verb="patch",
+        path="/api/v1/namespaces/n/configmaps/c",
+    )
+    assert plan.describe_failure(item, error) == (
+        "ValidationFailed",
+        "cm.yaml (document 1): ConfigMap/n/c: namespace n is being deleted and takes no new objects",
+    )
