@@ -19,22 +19,21 @@ def test_one_item_too_long_is_cut_itself() -> None:
     assert text.endswith("x…\n... and 1 more")
 
 
-def test_the_api_servers_dump_of_our_input_is_left_out_of_failures() -> None:
-    item = plan.Item(
-        plan.Document(
-            "cm.yaml", 1, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
-        ),
-        None,  # type: ignore[arg-type]
+def refusal(status: int, message: str) -> tuple[plan.Item, plan.kube.ApiError]:
+    """A ConfigMap and the API server's refusal of it."""
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
+    item = plan.Item(plan.Document("cm.yaml", 1, obj), None)  # type: ignore[arg-type]
+    return item, plan.kube.ApiError(
+        status, {"message": message}, verb="patch", path="/api/v1/namespaces/n/configmaps/c"
     )
-    error = plan.kube.ApiError(
+
+
+def test_the_api_servers_dump_of_our_input_is_left_out_of_failures() -> None:
+    item, error = refusal(
         400,
-        {
-            "message": 'ConfigMap in version "v1" cannot be handled as a ConfigMap: v1.ConfigMap.Data: ReadString: '
-            'expects " or n, but found t, error found in #10 byte of ...|{"a":true}}|..., bigger context '
-            '...|{"apiVersion":"v1","data":{"a":true},"kind":"ConfigMap"}|...'
-        },
-        verb="patch",
-        path="/api/v1/namespaces/n/configmaps/c",
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: v1.ConfigMap.Data: ReadString: '
+        'expects " or n, but found t, error found in #10 byte of ...|{"a":true}}|..., bigger context '
+        '...|{"apiVersion":"v1","data":{"a":true},"kind":"ConfigMap"}|...',
     )
     _, message = plan.describe_failure(item, error)
     assert "bigger context" not in message
@@ -42,20 +41,8 @@ def test_the_api_servers_dump_of_our_input_is_left_out_of_failures() -> None:
 
 
 def test_a_terminating_namespace_is_not_access_denied() -> None:
-    item = plan.Item(
-        plan.Document(
-            "cm.yaml", 1, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
-        ),
-        None,  # type: ignore[arg-type]
-    )
-    error = plan.kube.ApiError(
-        403,
-        {
-            "message": 'configmaps "c" is forbidden: unable to create new content in namespace n '
-            "because it is being terminated"
-        },
-        verb="patch",
-        path="/api/v1/namespaces/n/configmaps/c",
+    item, error = refusal(
+        403, 'configmaps "c" is forbidden: unable to create new content in namespace n because it is being terminated'
     )
     assert plan.describe_failure(item, error) == (
         "ValidationFailed",
