@@ -54,6 +54,7 @@ class Item:
     doc: Document
     resource: kube.Resource
     deferred: bool = False  # waits for stage 1: its Namespace or CRD is created by the same set
+    new_namespace: bool = False  # deferred for its Namespace, which the same set creates
     live: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -259,7 +260,7 @@ async def _check_namespaces(client: kube.Client, items: list[Item], cache: watch
                     f"{item.doc.where}: namespace {namespace!r} of {item.entry.describe()} does not exist "
                     "and is not part of this Sync",
                 )
-            item.deferred = True
+            item.deferred = item.new_namespace = True
 
 
 CACHE_SYNC_TIMEOUT = 10.0  # seconds to wait for a new kind's watch to list, before GETs instead
@@ -349,6 +350,27 @@ async def check_claims(items: list[Item], *, owner: tuple[str, str], operator: k
             api.VALIDATION_FAILED,
             "; ".join(conflicts) + "; an object belongs to one Sync: remove it from one of them (nothing written)",
         )
+
+
+async def probe_new_namespaces(client: kube.Client, items: list[Item], *, namespace: str, concurrency: int) -> None:
+    """Objects bound for a Namespace the set creates cannot be dry-run before it exists;
+    dry-run a copy of each in `namespace` (one that exists) instead, so that an invalid
+    object fails the revision before stage 1 writes anything. Refusals that are about the
+    stand-in namespace (denied, conflicts) say nothing of the object and are ignored."""
+    probes = [i for i in items if i.new_namespace]
+
+    async def probe(item: Item) -> None:
+        copy = {**item.obj, "metadata": {**item.obj["metadata"], "namespace": namespace}}
+        try:
+            await client.apply(item.resource, copy, dry_run=True)
+        except kube.ApiError as e:
+            if e.status in (400, 422):
+                raise
+
+    results = await bounded(concurrency, (functools.partial(probe, item) for item in probes))
+    failures = [(item, error) for item, error in zip(probes, results, strict=True) if isinstance(error, BaseException)]
+    if failures:
+        raise _summarise(failures)
 
 
 def _immutable(error: kube.ApiError) -> bool:

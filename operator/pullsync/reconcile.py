@@ -272,6 +272,7 @@ class SyncLoop:
                 )
                 plan.defer_dependents(items)
             await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
+            await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=cfg.max_concurrency)
         except plan.PlanError as e:
             return failed(e.reason, str(e))
 

@@ -9,7 +9,7 @@ from support import wait
 from support.cluster import Cluster, condition
 from support.git import HttpGitServer
 from support.operator import Operator
-from support.sync import Source, create_sync, get_sync, ids, wait_applied
+from support.sync import Source, create_sync, get_sync, ids, wait_applied, wait_failed
 
 TENANT = """apiVersion: v1
 kind: ServiceAccount
@@ -115,3 +115,18 @@ def test_custom_resources_are_pruned_before_their_crd_and_counted(
     sync = wait_applied(cluster, namespace, second)
     assert sync["status"]["plan"]["pruned"] == 4
     assert ids(get_sync(cluster, namespace)) == {f"{namespace}_keep__ConfigMap"}
+
+
+def test_an_invalid_object_bound_for_a_new_namespace_fails_before_anything_is_written(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    app = f"{namespace}-app"
+    invalid = m.deployment("web").replace("metadata:\n  name: web\n", f"metadata:\n  name: web\n  namespace: {app}\n")
+    invalid = invalid.replace("replicas: 2", "replicas: -3")
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"ns.yaml": m.namespace(app), "web.yaml": invalid, "cm.yaml": m.configmap("c", namespace=app)})
+    create_sync(cluster, namespace)
+    ready = condition(wait_failed(cluster, namespace, commit))
+    assert ready["reason"] == "ValidationFailed"
+    assert f"web.yaml (document 1): Deployment/{app}/web" in ready["message"]
+    assert cluster.get(f"/api/v1/namespaces/{app}") is None  # stage 1 never ran
