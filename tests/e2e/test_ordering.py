@@ -100,6 +100,23 @@ def test_a_crd_deleted_by_hand_comes_back_with_its_objects_at_once(
     wait.until(back, timeout=20, what="the CRD and its object re-created")
     ready = condition(wait_applied(cluster, namespace, commit))
     assert ready["reason"] == "Succeeded"
+    path = f"/apis/{group}/v1/namespaces/{namespace}/widgets/gizmo"  # its watch is back: drift is seen at once
+    cluster.api("PATCH", path, {"spec": {"size": 99}}, content_type="application/merge-patch+json")
+    wait.until(lambda: (cluster.get(path) or {}).get("spec", {}).get("size") == 3, timeout=10, what="drift reverted")
+
+
+def test_rbac_objects_named_with_underscores_are_pruned(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    first = source.push({"rbac.yaml": READER, "cm.yaml": m.configmap("keep")})
+    create_sync(cluster, namespace)
+    wait_applied(cluster, namespace, first)
+    second = source.push({"rbac.yaml": None})
+    sync = wait_applied(cluster, namespace, second)
+    assert sync["status"]["plan"]["pruned"] == 2
+    assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/ci_reader") is None
+    assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/ci_reader") is None
 
 
 def test_custom_resources_are_pruned_before_their_crd_and_counted(

@@ -36,3 +36,19 @@ def test_a_status_update_does_not_change_the_fingerprint_but_a_spec_change_does(
     scaled = {"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {"replicas": 5}, "status": {"ready": 2}}
     assert fingerprint.of(obj) == fingerprint.of(status_only)
     assert fingerprint.of(obj) != fingerprint.of(scaled)
+
+
+def test_kinds_are_written_in_order_and_pruned_in_reverse() -> None:
+    kinds = ["ValidatingWebhookConfiguration", "Deployment", "Widget", "ConfigMap", "Namespace", "RoleBinding", "Role"]
+    applied = plan.waves(kinds, key=plan.rank)
+    assert applied == [
+        ["Namespace"],
+        ["Role"],
+        ["ConfigMap"],
+        ["RoleBinding"],
+        ["Deployment"],
+        ["Widget"],
+        ["ValidatingWebhookConfiguration"],
+    ]
+    pruned = [k for wave in plan.waves(kinds, key=lambda k: -plan.rank(k)) for k in wave]
+    assert pruned == list(reversed([k for wave in applied for k in wave]))
