@@ -3,8 +3,11 @@
 For each object the desired state is the server-side-apply dry-run result (the server
 merges, defaults and runs admission, so defaulted fields cause no false diffs); the plan
 for it is the RFC 6902 JSON patch from the live object to that result, ignoring fields
-the server owns. Objects that must wait for stage 1 (a Namespace or CRD of the same set
-that does not exist yet) are `deferred` and dry-run after stage 1 is applied.
+the server owns. Objects that must wait for stage 1 are `deferred` and dry-run after
+stage 1 is applied: those in a Namespace of the same set that does not exist yet (a copy
+is dry-run in an existing namespace first, to find invalid ones before any write), custom
+resources of a CRD the set creates or changes, bindings of a role it creates or changes.
+Here too: the apply order of kinds, and the rule that an object belongs to one Sync.
 """
 
 import asyncio

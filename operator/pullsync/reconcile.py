@@ -4,8 +4,10 @@ one place that writes status.
 One `SyncLoop` runs per Sync. It reconciles when the spec or the requestedAt annotation
 changes, when its GitRepository publishes a new revision, every `interval` (drift
 correction) and `retryInterval` after a failure. Each step that fails returns an
-`Outcome` with its reason; nothing is written before every object validated, and the
-last applied revision stays in place when a new one is bad.
+`Outcome` with its reason; nothing is written before every object that can be checked
+is validated, and the last applied revision stays in place when a new one is bad. While
+`prune` is true the Sync holds pullsync's finalizer, and its deletion is handled by the
+same loop after the reconcile in flight: what that reconcile wrote is pruned too.
 """
 
 import asyncio
