@@ -268,8 +268,9 @@ class Client:
             return payload
 
     @contextlib.asynccontextmanager
-    async def stream(self, path: str, *, params: Mapping[str, str]) -> AsyncIterator[aiohttp.StreamReader]:
-        """A watch: the response body, one JSON event per line."""
+    async def stream(self, path: str, *, params: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A watch: one JSON event per line, of any length (aiohttp's own line reader
+        refuses lines over 128 KiB, and CRDs and ConfigMaps are often larger)."""
         await self.limiter.acquire()
         metrics.API_REQUESTS.labels("watch").inc()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get("timeoutSeconds", 300)) + 30)
@@ -281,7 +282,7 @@ class Client:
                 raise ApiError(
                     response.status, json.loads(text) if text.startswith("{") else {}, verb="watch", path=path
                 )
-            yield response.content
+            yield _lines(response.content)
 
     async def resource(self, api_version: str, kind: str) -> Resource | None:
         """The resource serving `kind` in `api_version`, or None if the server has none."""
@@ -410,3 +411,15 @@ class Client:
 GITREPOSITORIES = Resource(api.GROUP, api.VERSION, "GitRepository", "gitrepositories", True)
 SYNCS = Resource(api.GROUP, api.VERSION, "Sync", "syncs", True)
 SECRETS = Resource("", "v1", "Secret", "secrets", True)
+
+
+async def _lines(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a response body, however long."""
+    pending = b""
+    async for chunk in body.iter_any():
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            if line:
+                yield line
+    if pending:
+        yield pending

@@ -502,3 +502,17 @@ def test_a_second_sync_claiming_an_object_is_refused_and_writes_nothing(
     wait_applied(cluster, namespace, commit, "sync-b")
     cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/shared") or {}
     assert (cm["metadata"]["labels"]["pullsync.dev/name"], cm["data"]) == ("sync-b", {"value": "from-b"})
+
+
+def test_a_large_object_is_watched_like_any_other(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  blob: " + "x" * 900_000 + "\n"
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"big.yaml": big})
+    create_sync(cluster, namespace, interval="1h")
+    wait_applied(cluster, namespace, commit)
+    path = f"/api/v1/namespaces/{namespace}/configmaps/big"
+    cluster.api("PATCH", path, {"data": {"blob": "changed"}}, content_type="application/merge-patch+json")
+    wait.until(lambda: len((cluster.get(path) or {})["data"]["blob"]) == 900_000, timeout=10, what="drift reverted")
+    assert "watch of v1/configmaps broke" not in operator.log_text()
