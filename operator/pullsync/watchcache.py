@@ -172,7 +172,20 @@ class LiveCache:
         self._objects[rid] = {key_of(resource, *_names(o)): o for o in items}
         self._pending = {p for p in self._pending if p[0] != rid}  # what it keeps is known now
         self._synced.add(rid)
+        self._compare(rid)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    def _compare(self, rid: str) -> None:
+        """After a (re-)list: an object pullsync noted that changed or vanished while no
+        watch was following it is drift, as an event would have said."""
+        prefix = rid.split(" in ", 1)[0]
+        for key, (content, namespace, name) in list(self._noted.items()):
+            if key[0] != prefix:
+                continue
+            live = self._objects[rid].get(key)
+            if live is None or fingerprint.of(live) != content:
+                del self._noted[key]
+                self.on_drift(namespace, name)
 
     async def _stream(
         self, resource: kube.Resource, rid: str, selector: str | None, namespace: str | None, version: str

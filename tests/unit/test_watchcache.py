@@ -1,0 +1,35 @@
+"""The live cache: what a re-list finds changed or gone is drift, as an event would be."""
+
+import asyncio
+from typing import Any
+
+from pullsync import fingerprint, kube, watchcache
+
+CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
+
+
+class Listing:
+    """A stand-in for the API client's LIST (the rest of the cache is not used here)."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    async def list(self, resource: kube.Resource, namespace: str | None, *, selector: str | None) -> dict[str, Any]:
+        return {"metadata": {"resourceVersion": "7"}, "items": self.items}
+
+
+def cm(name: str, value: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "n", "labels": {"pullsync.dev/name": "s"}}, "data": {"v": value}}
+
+
+def test_a_relist_wakes_the_syncs_whose_objects_changed_or_vanished() -> None:
+    woken: list[tuple[str, str]] = []
+    client = Listing([cm("same", "1"), cm("changed", "2")])
+    cache = watchcache.LiveCache(client, lambda ns, name: woken.append((ns, name)))  # type: ignore[arg-type]
+    for name, sync in (("same", "a"), ("changed", "b"), ("gone", "c")):
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", **cm(name, "1")}
+        cache.note(CONFIGMAPS, obj, fingerprint.of(obj), ("n", sync))
+    rid = "v1/configmaps"
+    asyncio.run(cache._list(CONFIGMAPS, rid, "pullsync.dev/name", None))
+    assert sorted(woken) == [("n", "b"), ("n", "c")]
+    assert cache.get(CONFIGMAPS, "n", "same")["kind"] == "ConfigMap"  # listed items get their kind
