@@ -172,7 +172,7 @@ class Client:
         session: aiohttp.ClientSession,
         auth: AuthHeaders,
         discovery: Discovery,
-        impersonate: Mapping[str, str | list[str]] | None = None,
+        impersonate: Mapping[str, str] | None = None,
         limiter: "RateLimiter | None" = None,
     ) -> None:
         self.server = server.rstrip("/")
@@ -202,14 +202,14 @@ class Client:
     async def close(self) -> None:
         await self.session.close()
 
-    def impersonating(self, user: str, groups: list[str] | None = None) -> "Client":
-        """A view of this client that acts as `user` (and `groups`)."""
+    def impersonating(self, user: str) -> "Client":
+        """A view of this client that acts as `user`."""
         view = Client(
             server=self.server,
             session=self.session,
             auth=self._auth,
             discovery=self.discovery,
-            impersonate={"Impersonate-User": user, "Impersonate-Group": list(groups or [])},
+            impersonate={"Impersonate-User": user},
             limiter=self.limiter,
         )
         return view
@@ -222,8 +222,6 @@ class Client:
             headers["Content-Type"] = content_type
         if "Impersonate-User" in self.impersonation:
             headers["Impersonate-User"] = str(self.impersonation["Impersonate-User"])
-        for group in self.impersonation.get("Impersonate-Group", []):
-            headers.add("Impersonate-Group", group)  # one header line per group
         return headers
 
     async def request(

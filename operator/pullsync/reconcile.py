@@ -69,10 +69,9 @@ def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kub
     account = spec.service_account_name or services.config.default_service_account
     if not account:
         return services.client
-    return services.client.impersonating(
-        f"system:serviceaccount:{namespace}:{account}",
-        ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
-    )
+    # Only the user: the API server adds a ServiceAccount's groups itself, and impersonating
+    # groups would need a right (`impersonate groups`) the chart does not grant.
+    return services.client.impersonating(f"system:serviceaccount:{namespace}:{account}")
 
 
 class SyncLoop:

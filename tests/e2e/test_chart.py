@@ -16,7 +16,7 @@ from support.cluster import Cluster, condition, sync_path, token_kubeconfig
 from support.git import HttpGitServer
 from support.helm import CHART, helm
 from support.operator import OperatorProcess
-from support.sync import Source, create_sync, wait_applied
+from support.sync import Source, create_sync, grant_configmaps, wait_applied
 
 LOCAL_GIT = ("--allow-insecure-http", "--allow-local-urls")  # the test git server is HTTP on loopback
 
@@ -83,13 +83,17 @@ def test_namespaced_mode_touches_only_its_namespaces(
     try:
         kubeconfig = token_kubeconfig(cluster, namespace, f"{release}-pullsync", tmp_path)
         sources = {ns: Source(cluster, ns, git_http) for ns in (mine, other)}
-        commits = {ns: s.push({"cm.yaml": m.configmap("cm")}) for ns, s in sources.items()}
+        files = {"base/cm.yaml": m.configmap("cm"), "tenant/cm.yaml": m.configmap("tenant-cm")}
+        commits = {ns: s.push(files) for ns, s in sources.items()}
         for ns in (mine, other):
-            create_sync(cluster, ns)
+            create_sync(cluster, ns, path="base")
+        grant_configmaps(cluster, mine)  # a Sync acting as a ServiceAccount, with the chart's rights to impersonate
+        create_sync(cluster, mine, "as-deployer", path="tenant", serviceAccountName="deployer")
         process = OperatorProcess(kubeconfig, "--namespace", mine, *LOCAL_GIT)
         try:
             process.wait_ready()
             wait_applied(cluster, mine, commits[mine])
+            wait_applied(cluster, mine, commits[mine], "as-deployer")
         finally:
             assert process.stop() == 0
         assert not (cluster.get(sync_path(other, "app")) or {}).get("status")

@@ -14,36 +14,9 @@ from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
 from support.git import HttpGitServer
 from support.operator import Operator, post_webhook
-from support.sync import Source, create_gitrepo, create_sync, get_sync, ids, wait_applied, wait_failed
+from support.sync import Source, create_gitrepo, create_sync, get_sync, grant_configmaps, ids, wait_applied, wait_failed
 
 RSS_BOUND_MB = 1024  # peak RSS of the whole test process (operator + tests) after the hostile repos
-
-
-def grant_configmaps(cluster: Cluster, namespace: str, account: str = "deployer") -> None:
-    """A ServiceAccount that may manage ConfigMaps in `namespace` and nothing else."""
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=f"""apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: {account}, namespace: {namespace}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: configmaps, namespace: {namespace}}}
-rules:
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [get, list, watch, create, update, patch, delete]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: deployer-configmaps, namespace: {namespace}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmaps}}
-subjects: [{{kind: ServiceAccount, name: {account}, namespace: {namespace}}}]
-""",
-    )
 
 
 CRB = """apiVersion: rbac.authorization.k8s.io/v1

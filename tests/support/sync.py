@@ -102,3 +102,30 @@ def wait_failed(
 
 def ids(sync: dict[str, Any]) -> set[str]:
     return {e["id"] for e in sync["status"]["inventory"]["entries"]}
+
+
+def grant_configmaps(cluster: Cluster, namespace: str, account: str = "deployer") -> None:
+    """A ServiceAccount that may manage ConfigMaps in `namespace` and nothing else."""
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=f"""apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {account}, namespace: {namespace}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: configmaps, namespace: {namespace}}}
+rules:
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: deployer-configmaps, namespace: {namespace}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmaps}}
+subjects: [{{kind: ServiceAccount, name: {account}, namespace: {namespace}}}]
+""",
+    )
