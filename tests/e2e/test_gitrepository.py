@@ -260,10 +260,7 @@ def test_requested_at_triggers_a_poll_and_is_echoed(
     stamp = request_reconcile(cluster, namespace)
     wait_commit(cluster, namespace, second, timeout=10)
     status = wait.until(lambda: (cluster.get(gitrepo_path(namespace, "app")) or {}).get("status"), what="status")
-    assert wait.until(
-        lambda: (cluster.get(gitrepo_path(namespace, "app")) or {})["status"].get("lastHandledReconcileAt") == stamp
-    )
-    assert status
+    assert status.get("lastHandledReconcileAt") == stamp  # written with the artifact of the requested poll
 
 
 def test_suspend_stops_polling(cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer) -> None:

@@ -41,13 +41,9 @@ def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
         f"_{role}_rbac.authorization.k8s.io_ClusterRole",
     }
     assert sync["status"]["inventory"]["count"] == 7
-    assert sync["status"]["plan"] == {
-        "objects": 7,
-        "changed": 7,
-        "operations": sync["status"]["plan"]["operations"],
-        "created": 7,
-        "pruned": 0,
-    }
+    plan = dict(sync["status"]["plan"])
+    assert plan.pop("operations") >= 7  # at least one JSON-patch operation per created object
+    assert plan == {"objects": 7, "changed": 7, "created": 7, "pruned": 0}
     cm = cluster.get(f"/api/v1/namespaces/{app_ns}/configmaps/config")
     assert cm is not None
     assert cm["metadata"]["labels"] == {"pullsync.dev/name": "app", "pullsync.dev/namespace": namespace}
