@@ -340,6 +340,24 @@ def test_an_object_annotated_reconcile_disabled_in_the_cluster_is_left_alone(
     assert cm["data"]["value"] == "v1"
 
 
+def test_a_pre_existing_object_annotated_reconcile_disabled_is_untouched_and_not_created(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    cluster.kubectl("create", "configmap", "cm", "-n", namespace, "--from-literal=value=by-hand")
+    cluster.kubectl("annotate", "configmap/cm", "-n", namespace, "pullsync.dev/reconcile=disabled")
+    audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
+    audit.mark()
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"cm.yaml": m.configmap("cm", "from-git"), "other.yaml": m.configmap("other")})
+    create_sync(cluster, namespace)
+    sync = wait_applied(cluster, namespace, commit)
+    assert sync["status"]["plan"]["created"] == 1  # `other` only
+    cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm") or {}
+    assert cm["data"] == {"value": "by-hand"}
+    assert "labels" not in cm["metadata"]
+    assert [w for w in AuditLog.writes(audit.requests(namespace)) if "/configmaps/cm?" in w] == []
+
+
 @pytest.mark.parametrize("prune", [True, False])
 def test_deleting_a_sync_prunes_its_objects_only_when_prune_is_true(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, prune: bool
