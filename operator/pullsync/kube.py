@@ -174,9 +174,11 @@ class Client:
         discovery: Discovery,
         impersonate: Mapping[str, str] | None = None,
         limiter: "RateLimiter | None" = None,
+        watch_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.session = session
+        self.watch_session = watch_session or session  # watches hold a connection each
         self._auth = auth
         self.discovery = discovery
         self.impersonation = dict(impersonate or {})
@@ -189,18 +191,29 @@ class Client:
         context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else None
         if context is not None and cfg.cert_file:
             context.load_cert_chain(cfg.cert_file, cfg.key_file)
-        connector = aiohttp.TCPConnector(ssl=context if context is not None else False, limit=64)
+        ssl_arg = context if context is not None else False
+        connector = aiohttp.TCPConnector(ssl=ssl_arg, limit=64)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+        # Watches in a pool of their own, unbounded: however many kinds are watched, they
+        # never take the connections that requests need.
+        watch_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_arg, limit=0))
 
         async def auth() -> dict[str, str]:
             return {"Authorization": token} if (token := await bearer_token(cfg)) else {}
 
         return cls(
-            server=str(cfg.host), session=session, auth=auth, discovery=Discovery(), limiter=RateLimiter(qps, burst)
+            server=str(cfg.host),
+            session=session,
+            auth=auth,
+            discovery=Discovery(),
+            limiter=RateLimiter(qps, burst),
+            watch_session=watch_session,
         )
 
     async def close(self) -> None:
         await self.session.close()
+        if self.watch_session is not self.session:
+            await self.watch_session.close()
 
     def impersonating(self, user: str) -> "Client":
         """A view of this client that acts as `user`."""
@@ -211,6 +224,7 @@ class Client:
             discovery=self.discovery,
             impersonate={"Impersonate-User": user},
             limiter=self.limiter,
+            watch_session=self.watch_session,
         )
         return view
 
@@ -272,7 +286,7 @@ class Client:
         await self.limiter.acquire()
         metrics.API_REQUESTS.labels("watch").inc()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get("timeoutSeconds", 300)) + 30)
-        async with self.session.get(
+        async with self.watch_session.get(
             self.server + path, params=params, headers=await self._headers(), timeout=timeout
         ) as response:
             if response.status >= 400:
