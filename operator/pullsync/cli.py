@@ -206,7 +206,7 @@ async def _run(cfg: config.Config) -> int:
             standalone=True,
             clusterwide=clusterwide,
             namespaces=namespaces,
-            memo=kopf.Memo(config=cfg, ready=ready),
+            memo=kopf.Memo(config=cfg, ready=ready, fence=election.leading if election else None),
             stop_flag=election.lost if election else None,
         )
         return 1 if election and election.lost.is_set() else 0

@@ -34,7 +34,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.connect_timeout = 10
     settings.posting.enabled = False  # pullsync posts its own, deliberate, events
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
-    memo.services = services = await Services.start(memo.config)
+    memo.services = services = await Services.start(memo.config, fence=memo.get("fence"))
     memo.gitrepositories = loops.Loops(
         services.bus, lambda ns, name, body: repository.RepositoryLoop(services, ns, name, body)
     )

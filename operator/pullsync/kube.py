@@ -179,6 +179,7 @@ class Client:
         self.server = server.rstrip("/")
         self.session = session
         self.watch_session = watch_session or session  # watches hold a connection each
+        self.fence: Callable[[], bool] | None = None  # with leader election: whether writes are still allowed
         self._auth = auth
         self.discovery = discovery
         self.impersonation = dict(impersonate or {})
@@ -226,6 +227,7 @@ class Client:
             limiter=self.limiter,
             watch_session=self.watch_session,
         )
+        view.fence = self.fence
         return view
 
     async def _headers(self, content_type: str | None = None) -> multidict.CIMultiDict[str]:
@@ -250,6 +252,10 @@ class Client:
     ) -> Any:
         """Send one request and return the decoded JSON; raise ApiError on non-2xx."""
         verb = _verb(method, params or {}, content_type)
+        if self.fence is not None and method != "GET" and "dryRun" not in (params or {}) and not self.fence():
+            raise ApiError(
+                503, {"message": "this replica is no longer the leader: it writes nothing"}, verb=verb, path=path
+            )
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
         throttled = 0
         while True:

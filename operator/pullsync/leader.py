@@ -1,11 +1,14 @@
 """Leader election on a coordination.k8s.io/v1 Lease, so that `replicas: 2` is safe.
 
-Only the holder of the Lease reconciles. The holder renews it every `renew` seconds; a
-candidate takes it over once `renewTime + leaseDurationSeconds` has passed, so a leader
-that dies is replaced within about `duration + retry` seconds. A leader that cannot renew
-for `duration` seconds gives up (sets `lost`) and the process exits to restart as a
-candidate. On a clean stop the Lease is released at once. Updates are optimistic
-(resourceVersion), so two candidates can never both win.
+Only the holder of the Lease reconciles. The holder renews it every `renew` seconds. A
+candidate takes it over once the Lease it observes has not changed for
+`leaseDurationSeconds` by its own clock (never the holder's clock), so a leader that dies
+is replaced within about `duration + retry` seconds. A leader leads only while its last
+renewal is younger than `renew_deadline` (shorter than the lease, as in client-go):
+`leading()` fences every write of the operator's client, and past the deadline (a failing
+API server, or a process frozen and resumed) it gives up (sets `lost`) without another
+write, and the process exits to restart as a candidate. On a clean stop the Lease is
+released at once. Updates are optimistic (resourceVersion): two candidates never both win.
 """
 
 import asyncio
@@ -29,12 +32,6 @@ def _micro(stamp: datetime.datetime) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    return datetime.datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
-
-
 class Election:
     """Campaign for, hold and release one Lease."""
 
@@ -48,6 +45,7 @@ class Election:
         duration: float = 15.0,
         renew: float = 5.0,
         retry: float = 2.0,
+        renew_deadline: float | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
@@ -56,7 +54,15 @@ class Election:
         self.duration = duration
         self.renew = renew
         self.retry = retry
+        self.renew_deadline = renew_deadline or duration * 2 / 3
         self.lost = asyncio.Event()
+        self.renewed_at = -float("inf")  # monotonic start of the last successful write of the Lease
+        self.observed: tuple[Any, ...] | None = None  # the Lease record as last seen, and since when
+        self.observed_at = 0.0
+
+    def leading(self) -> bool:
+        """Whether this process may still write: it renewed within the renew deadline."""
+        return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.renew_deadline
 
     async def acquire(self) -> None:
         """Return once this process holds the Lease."""
@@ -69,19 +75,17 @@ class Election:
         log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
 
     async def keep(self) -> None:
-        """Renew until cancelled; set `lost` when renewing failed for a whole lease duration."""
-        last = time.monotonic()
+        """Renew until cancelled; set `lost` once the last renewal is older than the renew
+        deadline (checked before renewing: a process that was frozen steps down at once)."""
         while True:
             await asyncio.sleep(self.renew)
-            try:
-                ok = await self._try()
-            except Exception as e:  # any failure to renew counts the same
-                log.warning("renewing the Lease failed: %s", e)
-                ok = False
-            if ok:
-                last = time.monotonic()
-            elif time.monotonic() - last > self.duration:
-                log.error("lost the leadership (Lease %s/%s)", self.namespace, self.name)
+            if self.leading():
+                try:
+                    await self._try()
+                except Exception as e:  # any failure to renew counts the same
+                    log.warning("renewing the Lease failed: %s", e)
+            if not self.leading():
+                log.error("lost the leadership (Lease %s/%s): stepping down", self.namespace, self.name)
                 self.lost.set()
                 return
 
@@ -90,14 +94,16 @@ class Election:
         lease = await self.client.get(LEASES, self.namespace, self.name)
         if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
             return
+        lease["spec"]["holderIdentity"] = ""  # free: a candidate takes it at once
         lease["spec"]["leaseDurationSeconds"] = 1
-        lease["spec"]["renewTime"] = _micro(_now() - datetime.timedelta(seconds=60))
         try:
             await self.client.request("PUT", LEASES.path(self.namespace, self.name), body=lease)
         except kube.ApiError as e:
             log.warning("releasing the Lease failed: %s", e)
 
     async def _try(self) -> bool:
+        """Take or renew the Lease; True if this process holds it now."""
+        started = time.monotonic()
         lease = await self.client.get(LEASES, self.namespace, self.name)
         now = _now()
         spec: dict[str, Any] = {
@@ -119,11 +125,14 @@ class Election:
                 if e.status == 409:
                     return False
                 raise
+            self.renewed_at = started
             return True
         current = lease.get("spec") or {}
         holder = current.get("holderIdentity")
-        renewed = _parse(current.get("renewTime"))
-        expired = renewed is None or renewed + datetime.timedelta(seconds=current.get("leaseDurationSeconds", 15)) < now
+        record = (holder, current.get("renewTime"), current.get("leaseDurationSeconds"))
+        if record != self.observed:
+            self.observed, self.observed_at = record, started
+        expired = started - self.observed_at > float(current.get("leaseDurationSeconds") or 15)
         if holder and holder != self.identity and not expired:
             return False
         spec["acquireTime"] = current.get("acquireTime") if holder == self.identity else _micro(now)
@@ -134,4 +143,5 @@ class Election:
             if e.status == 409:  # someone else wrote it first
                 return False
             raise
+        self.renewed_at = started
         return True

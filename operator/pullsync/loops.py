@@ -9,7 +9,6 @@ cancelled and its loop released.
 """
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ class Loop(Protocol):
         """The object is gone: let go of what the loop holds."""
 
 
+CLOSE_TIMEOUT = 10.0  # seconds to wait for the loops to stop
 Body = Mapping[str, Any]
 Factory = Callable[[str, str, Callable[[], Body]], Loop]  # (namespace, name, latest body) -> loop
 
@@ -69,10 +69,11 @@ class Loops:
         )
 
     async def close(self) -> None:
-        """Stop every loop (the operator stops, or lost its leadership)."""
-        for _, task in self.tasks.values():
-            task.cancel()
-        for _, task in self.tasks.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop every loop (the operator stops, or lost its leadership): unregistered first,
+        so a loop whose cancellation was swallowed ends at its next turn; waited for a while."""
+        tasks = [task for _, task in self.tasks.values()]
         self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pullsync import bus, kube, source, urlpolicy, watchcache
@@ -20,8 +21,10 @@ class Services:
     live: watchcache.LiveCache
 
     @classmethod
-    async def start(cls, cfg: Config) -> "Services":
+    async def start(cls, cfg: Config, *, fence: Callable[[], bool] | None = None) -> "Services":
+        """Connect and start the shared parts; `fence` (leader election) gates every write."""
         client = await kube.Client.connect(cfg.kubeconfig, qps=cfg.api_qps, burst=cfg.api_burst)
+        client.fence = fence
         cache = source.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
         api_hosts = {urlsplit(client.server).hostname, os.environ.get("KUBERNETES_SERVICE_HOST")}
         policy = urlpolicy.UrlPolicy(

@@ -12,7 +12,7 @@ import pytest
 
 from support import manifests as m
 from support import wait
-from support.cluster import Cluster, condition, sync_path, token_kubeconfig
+from support.cluster import AuditLog, Cluster, condition, sync_path, token_kubeconfig
 from support.git import HttpGitServer
 from support.helm import CHART, helm
 from support.operator import OperatorProcess
@@ -113,14 +113,9 @@ def lease_holder(cluster: Cluster, namespace: str) -> str:
     return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
 
-def test_two_replicas_one_reconciles_and_the_other_takes_over(
-    cluster: Cluster, git_http: HttpGitServer, apps: list[str]
-) -> None:
-    app = apps[0]
-    source = Source(cluster, app, git_http)
-    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
-    create_sync(cluster, app)
-    args = (
+def elected(app: str) -> tuple[str, ...]:
+    """`pullsync run` flags for a replica of a leader-elected pair with a 3 s Lease in `app`."""
+    return (
         "--namespace",
         app,
         "--leader-elect",
@@ -130,17 +125,31 @@ def test_two_replicas_one_reconciles_and_the_other_takes_over(
         "3",
         *LOCAL_GIT,
     )
+
+
+def ready_one(replicas: list[OperatorProcess]) -> int:
+    """The index of the one ready replica (the leader), once exactly one is ready."""
+    ready = wait.until(
+        lambda: sorted(r.probe("/readyz") for r in replicas) == [200, 503] and [r.probe("/readyz") for r in replicas],
+        what="one ready replica",
+    )
+    return ready.index(200)
+
+
+def test_two_replicas_one_reconciles_and_the_other_takes_over(
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str]
+) -> None:
+    app = apps[0]
+    source = Source(cluster, app, git_http)
+    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, app)
+    args = elected(app)
     replicas = [OperatorProcess(cluster.kubeconfig, *args) for _ in range(2)]
     try:
         wait.until(lambda: lease_holder(cluster, app), what="a leader")
         wait_applied(cluster, app, first)
-        ready = wait.until(
-            lambda: (
-                sorted(r.probe("/readyz") for r in replicas) == [200, 503] and [r.probe("/readyz") for r in replicas]
-            ),
-            what="one ready replica",
-        )
-        leader, standby = (replicas[0], replicas[1]) if ready[0] == 200 else (replicas[1], replicas[0])
+        index = ready_one(replicas)
+        leader, standby = replicas[index], replicas[1 - index]
         wait.until(lambda: "waiting to become the leader" in standby.output(), what="the standby to campaign")
         assert "Applied revision" not in standby.output()
         leader.stop(signal.SIGKILL)  # a crash: the Lease is not released
@@ -181,3 +190,53 @@ def test_helm_upgrade_changes_the_deployment_and_uninstall_keeps_the_crds(cluste
     assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{release}-pullsync") is None
     assert cluster.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/syncs.pullsync.dev") is not None
     cluster.api("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
+def test_a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes(
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str], tmp_path: Path
+) -> None:
+    app = apps[0]
+    identities = []
+    for replica in ("a", "b"):  # one identity each, to tell their requests apart in the audit log
+        cluster.kubectl("create", "serviceaccount", f"replica-{replica}", "-n", app)
+        binding = f"{app}-replica-{replica}"
+        cluster.kubectl(
+            "create",
+            "clusterrolebinding",
+            binding,
+            "--clusterrole=cluster-admin",
+            f"--serviceaccount={app}:replica-{replica}",
+        )
+        identities.append(
+            (
+                token_kubeconfig(cluster, app, f"replica-{replica}", tmp_path),
+                f"system:serviceaccount:{app}:replica-{replica}",
+            )
+        )
+    source = Source(cluster, app, git_http, interval="1s")
+    first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    create_sync(cluster, app, interval="1s")
+    args = elected(app)
+    replicas = [OperatorProcess(kubeconfig, *args) for kubeconfig, _ in identities]
+    try:
+        wait.until(lambda: lease_holder(cluster, app), what="a leader")
+        wait_applied(cluster, app, first)
+        index = ready_one(replicas)
+        leader, user = replicas[index], identities[index][1]
+        frozen_holder = lease_holder(cluster, app)
+        leader.process.send_signal(signal.SIGSTOP)
+        wait.until(lambda: lease_holder(cluster, app) not in ("", frozen_holder), timeout=15, what="a new leader")
+        second = source.push({"cm.yaml": m.configmap("cm", "v2")})
+        wait_applied(cluster, app, second, timeout=15)
+        audit = AuditLog(cluster.kubeconfig.parent / "audit.log", user=user)
+        audit.mark()
+        leader.process.send_signal(signal.SIGCONT)  # it wakes with timers due and a new commit to apply
+        assert leader.process.wait(timeout=20) == 1  # it steps down: the process exits to start again
+        assert AuditLog.writes(audit.requests(None)) == []
+        assert "lost the leadership" in leader.output()
+    finally:
+        for replica in replicas:
+            replica.process.send_signal(signal.SIGCONT)
+            replica.stop()
+        for replica in ("a", "b"):
+            cluster.kubectl("delete", "clusterrolebinding", f"{app}-replica-{replica}", check=False)
