@@ -101,7 +101,7 @@ def test_a_push_is_picked_up_within_one_interval_and_other_branches_are_ignored(
     assert artifact(cluster, namespace)["commit"] == second
 
 
-def test_polling_an_unchanged_remote_fetches_nothing(
+def test_polling_an_unchanged_remote_fetches_nothing_and_makes_no_api_request(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     name, _, commit = make_repo(git_http)
@@ -109,22 +109,12 @@ def test_polling_an_unchanged_remote_fetches_nothing(
     wait_commit(cluster, namespace, commit)
     fetches = git_http.fetches(name)
     assert fetches >= 1
+    audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
+    audit.mark()
 
     before = git_http.listings(name)
     wait.until(lambda: git_http.listings(name) >= before + 3, timeout=10, what="three more polls")
     assert git_http.fetches(name) == fetches
-
-
-def test_a_quiet_repository_makes_no_api_request_and_a_changed_secret_counts_at_the_next_poll(
-    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
-) -> None:
-    name, _, commit = make_repo(git_http)
-    create_gitrepo(cluster, namespace, {**http_spec(cluster, namespace, git_http, name), "interval": "1s"})
-    wait_commit(cluster, namespace, commit)
-    audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
-    audit.mark()
-    before = git_http.listings(name)
-    wait.until(lambda: git_http.listings(name) >= before + 3, timeout=10, what="three more polls")
     assert [f"{e['verb']} {e['requestURI']}" for e in audit.requests(namespace)] == []
     cluster.secret(namespace, PASSWORD_SECRET, {"username": "git", "password": "rotated-elsewhere"})
     wait_failed(cluster, namespace, "authentication failed")  # no requestedAt: the next poll reads it
