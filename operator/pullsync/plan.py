@@ -287,16 +287,8 @@ async def dry_run(
     if cache is not None:  # one LIST per kind beats one GET per object
         kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items}
         await cache.wait_synced(list(kinds.values()), timeout=CACHE_SYNC_TIMEOUT)
-    results = await bounded(
-        concurrency,
-        (
-            functools.partial(_plan_one, client, item, force=force, cache=cache, verified=verified or {})
-            for item in items
-        ),
-    )
-    failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
-    if failures:
-        raise _summarise(failures)
+    plan_one = functools.partial(_plan_one, client, force=force, cache=cache, verified=verified or {})
+    await _each_or_fail(concurrency, plan_one, items)
 
 
 async def _plan_one(
@@ -370,8 +362,13 @@ async def probe_new_namespaces(client: kube.Client, items: list[Item], *, namesp
             if e.status in (400, 422):
                 raise
 
-    results = await bounded(concurrency, (functools.partial(probe, item) for item in probes))
-    failures = [(item, error) for item, error in zip(probes, results, strict=True) if isinstance(error, BaseException)]
+    await _each_or_fail(concurrency, probe, probes)
+
+
+async def _each_or_fail(concurrency: int, check: Callable[[Item], Awaitable[None]], items: list[Item]) -> None:
+    """`check` every item, `concurrency` at a time; one PlanError naming all that failed."""
+    results = await bounded(concurrency, (functools.partial(check, item) for item in items))
+    failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
     if failures:
         raise _summarise(failures)
 

@@ -271,7 +271,8 @@ class SyncLoop:
                     cache=cache,
                     verified=self.verified,
                 )
-                plan.defer_dependents(items)
+                if stage == 1:
+                    plan.defer_dependents(items)
             await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
             await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=cfg.max_concurrency)
         except plan.PlanError as e:

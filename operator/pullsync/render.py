@@ -79,7 +79,7 @@ def render(
         raise RenderError(f"path {path!r} not found in the repository")
     if tree.kind(start) != "dir":
         raise RenderError(f"path {path!r} is a file, not a directory")
-    rules = _rules(tree, base, start, ignore_rules, limits)
+    rules = _rules(tree, base, ignore_rules, limits)
     files = list(_files(tree, start, base, rules, visiting=set()))
     _refuse_renderer_files(files)
     documents: list[Document] = []
@@ -104,17 +104,17 @@ def render(
     return documents
 
 
-def _rules(tree: trees.Tree, base: str, start: str, spec_ignore: str | None, limits: Limits) -> ignore.Rules:
+def _rules(tree: trees.Tree, base: str, spec_ignore: str | None, limits: Limits) -> ignore.Rules:
     """The ignore rules: defaults, .sourceignore at the root and at `path`, spec.ignore."""
     rules = ignore.Rules()
-    for directory, shown in (("", ""), (start, base)) if base else (("", ""),):
-        real = _real_path(tree, f"{directory}/{ignore.FILE}" if directory else ignore.FILE)
+    for directory in dict.fromkeys(("", base)):
+        where = f"{directory}/{ignore.FILE}" if directory else ignore.FILE
+        real = _real_path(tree, where)
         if real is None or tree.kind(real) != "file":
             continue
-        where = f"{shown}/{ignore.FILE}" if shown else ignore.FILE
         if tree.size(real) > limits.file_bytes:
             raise RenderError(f"{where}: over the limit of {limits.file_bytes} bytes per file")
-        rules.add(tree.read(real).decode("utf-8", "replace"), shown)
+        rules.add(tree.read(real).decode("utf-8", "replace"), directory)
     if spec_ignore:
         rules.add(spec_ignore)
     return rules

@@ -104,7 +104,7 @@ class LiveCache:
         if key not in self._wanted:
             self._wanted.add(key)
             self._pending.add((rid, key))
-        self._keep[rid] = lambda obj: key_of(kube.SECRETS, *_names(obj)) in self._wanted
+        self._keep.setdefault(rid, lambda obj: key_of(kube.SECRETS, *_names(obj)) in self._wanted)
         self._start(kube.SECRETS, scope, None)
         if rid not in self._synced or (rid, key) in self._pending:
             return UNKNOWN
