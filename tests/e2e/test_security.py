@@ -163,9 +163,9 @@ def test_a_hostile_repository_fails_precisely_while_a_healthy_sync_keeps_converg
     create_sync(cluster, namespace, "hostile", path="hostile")
     wait_applied(cluster, namespace, first, "healthy")
     wait_applied(cluster, namespace, first, "hostile")
-    bad = source.push({"healthy/cm.yaml": m.configmap("healthy", "v2"), **files}, case, links=links)
-    if path:
+    if path:  # before the push: else the new commit may be applied at the old path first
         create_sync(cluster, namespace, "hostile", path=path)
+    bad = source.push({"healthy/cm.yaml": m.configmap("healthy", "v2"), **files}, case, links=links)
     sync = wait_failed(cluster, namespace, bad, "hostile")
     ready = condition(sync)
     assert ready["reason"] == "BuildFailed", ready
