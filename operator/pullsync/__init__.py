@@ -1,8 +1,10 @@
 """pullsync: a pull-based GitOps operator for Kubernetes and OpenShift.
 
-The package is laid out as an engine (git source, render, plan, apply, prune, status
-conditions, the API client) that knows nothing of Kopf, and a thin layer of Kopf
-handlers (`pullsync.handlers`) started by the command line (`pullsync.cli`).
+Two controllers (`source`: GitRepository, `sync`: Sync) on one runtime (`runtime`),
+with one API client (`kube`), a renderer that never reaches the cluster (`render`), the
+HTTP edge (`web`) and the contract's names (`api`). None of them knows Kopf: only the
+thin handlers (`pullsync.handlers`) do, started by the command line (`pullsync.cli`).
+The rules are import-linter contracts in pyproject.toml.
 """
 
 __version__ = "0.1.0"

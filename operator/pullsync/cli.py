@@ -12,8 +12,11 @@ import socket
 import sys
 from pathlib import Path
 
-from pullsync import __version__, config, endpoints, kube, kubeyaml, leader, render, trees
-from pullsync.render import Limits
+from pullsync import __version__, kube
+from pullsync.render import kubeyaml, manifests, trees
+from pullsync.render.manifests import Limits
+from pullsync.runtime import config, leader
+from pullsync.web import endpoints
 
 
 def parser() -> argparse.ArgumentParser:
@@ -160,14 +163,14 @@ def build(path: Path, *, output: str, sync: str, namespace: str, ignore: list[st
         return 2
     root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
     try:
-        docs = render.render(
+        docs = manifests.render(
             trees.DirTree(root),
             str(directory.relative_to(root)),
             sync_name=sync,
             sync_namespace=namespace,
             ignore_rules="\n".join(ignore) or None,
         )
-    except (render.RenderError, OSError) as e:
+    except (manifests.RenderError, OSError) as e:
         print(f"pullsync build: {e}", file=sys.stderr)
         return 1
     objects = [d.obj for d in docs]

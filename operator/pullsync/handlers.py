@@ -12,9 +12,13 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, config, kube, loops, reconcile, repository, webhook
-from pullsync.endpoints import Servers
-from pullsync.services import Services
+from pullsync import api, kube
+from pullsync.runtime import config, loops
+from pullsync.runtime.services import Services
+from pullsync.source import repository
+from pullsync.sync import reconcile
+from pullsync.web import webhook
+from pullsync.web.endpoints import Servers
 
 log = logging.getLogger("pullsync")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import kopf
 
-from pullsync import config
+from pullsync.runtime import config
 from support import wait
 from support.git import free_port
 

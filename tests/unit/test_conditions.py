@@ -1,6 +1,7 @@
 """kstatus conditions."""
 
-from pullsync import api, conditions
+from pullsync import api
+from pullsync.api import conditions
 
 
 def test_ready_is_always_present_and_reconciling_only_while_progressing() -> None:

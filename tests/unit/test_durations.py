@@ -2,7 +2,7 @@
 
 import pytest
 
-from pullsync import durations
+from pullsync.api import durations
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("1m", 60), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("0m5s", 5)])

@@ -1,6 +1,7 @@
 """Event and condition messages: whole items, then how many more."""
 
-from pullsync import events, plan
+from pullsync.kube import events
+from pullsync.sync import plan
 
 
 def test_a_list_is_cut_between_items_and_says_how_many_more() -> None:

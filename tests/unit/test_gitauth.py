@@ -2,7 +2,7 @@
 
 import base64
 
-from pullsync import gitauth
+from pullsync.source import gitauth
 
 
 def creds() -> gitauth.Credentials:

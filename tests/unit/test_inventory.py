@@ -2,7 +2,7 @@
 
 import pytest
 
-from pullsync import inventory
+from pullsync.sync import inventory
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from pullsync import kubeyaml
+from pullsync.render import kubeyaml
 from support import yamlcases
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pullsync import bus, loops
+from pullsync.runtime import bus, loops
 
 
 class Counting:

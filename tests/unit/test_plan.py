@@ -1,6 +1,7 @@
 """Plan helpers: normalisation and Secret redaction (no cluster)."""
 
-from pullsync import fingerprint, plan
+from pullsync.kube import fingerprint
+from pullsync.sync import plan
 
 
 def test_server_owned_fields_are_ignored() -> None:

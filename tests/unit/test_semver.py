@@ -2,7 +2,7 @@
 
 import pytest
 
-from pullsync import semver
+from pullsync.source import semver
 
 TAGS = ["v1.0.0", "v1.2.0", "v1.3.5", "v1.10.0", "v2.0.0", "1.4.0-rc.1", "1.4.0", "latest", "v3.0.0-beta.2"]
 

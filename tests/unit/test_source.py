@@ -2,8 +2,9 @@
 
 import pytest
 
-from pullsync import api, source
-from pullsync.gitauth import GitFailure
+from pullsync import api
+from pullsync.source import git
+from pullsync.source.gitauth import GitFailure
 
 A, B, C, T = "a" * 40, "b" * 40, "c" * 40, "d" * 40
 REFS = {
@@ -29,13 +30,13 @@ REFS = {
     ],
 )
 def test_refs_resolve_to_the_right_commit(ref: api.GitRef, name: str, commit: str, revision: str) -> None:
-    resolved = source.resolve(REFS, ref)
+    resolved = git.resolve(REFS, ref)
     assert (resolved.name, resolved.commit, resolved.revision) == (name, commit, revision)
 
 
 def test_without_a_symref_the_head_branch_is_found_by_its_commit() -> None:
     refs = {k: v for k, v in REFS.items() if k != "HEAD->"}
-    assert source.resolve(refs, api.GitRef()).name == "main"
+    assert git.resolve(refs, api.GitRef()).name == "main"
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_without_a_symref_the_head_branch_is_found_by_its_commit() -> None:
 )
 def test_a_missing_ref_is_a_ref_failure_naming_it(ref: api.GitRef, message: str) -> None:
     with pytest.raises(GitFailure, match=message) as e:
-        source.resolve(REFS, ref)
+        git.resolve(REFS, ref)
     assert e.value.cause == "ref"
 
 
@@ -62,4 +63,4 @@ def test_a_missing_ref_is_a_ref_failure_naming_it(ref: api.GitRef, message: str)
     ],
 )
 def test_ssh_urls_are_recognised(url: str, ssh: bool) -> None:
-    assert source.is_ssh(url) is ssh
+    assert git.is_ssh(url) is ssh

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pullsync import urlpolicy
+from pullsync.source import urlpolicy
 
 STRICT = urlpolicy.UrlPolicy()
 LOCAL = urlpolicy.UrlPolicy(allow_insecure_http=True, allow_local_urls=True)

@@ -3,7 +3,8 @@
 import asyncio
 from typing import Any
 
-from pullsync import fingerprint, kube, watchcache
+from pullsync import kube
+from pullsync.kube import fingerprint, watchcache
 
 CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
 

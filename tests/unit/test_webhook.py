@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from pullsync import webhook
+from pullsync.web import webhook
 
 TOKEN = b"hook-token"
 BODY = b'{"ref": "refs/heads/main"}'

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pullsync import bus
+from pullsync.runtime import bus
 
 
 class Loop(Protocol):

@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pullsync import api, bus, conditions, config, events, kube, metrics, source, urlpolicy, watchcache
-from pullsync.gitauth import Credentials, GitFailure, redact_url
-from pullsync.services import Services
+from pullsync import api, kube
+from pullsync.api import clock, conditions
+from pullsync.kube import events, watchcache
+from pullsync.runtime import bus, config, metrics
+from pullsync.runtime.services import Services
+from pullsync.source import git, urlpolicy
+from pullsync.source.gitauth import Credentials, GitFailure, redact_url
 
 log = logging.getLogger("pullsync.repository")
 
@@ -117,11 +121,12 @@ class RepositoryLoop:
             raise GitFailure("policy", f"refused by the URL policy: {e}") from None
         creds = await self.credentials(spec)
         refs = await self.git("list", spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
-        resolved = source.resolve(refs, spec.ref)
+        resolved = git.resolve(refs, spec.ref)
         if not cache.has_commit(spec.url, resolved.commit):
             await self.git("fetch", spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
         artifact = bus.Artifact(
             url=spec.url,
+            repository=str(cache.path(spec.url)),
             revision=resolved.revision,
             short_revision=resolved.short_revision,
             commit=resolved.commit,
@@ -184,7 +189,7 @@ class RepositoryLoop:
                 "shortRevision": artifact.short_revision,
                 "commit": artifact.commit,
                 "message": artifact.message,
-                "lastUpdateTime": (old.get("artifact") or {}).get("lastUpdateTime") if same else conditions.now(),
+                "lastUpdateTime": (old.get("artifact") or {}).get("lastUpdateTime") if same else clock.now(),
             }
         if requested is not None:
             status["lastHandledReconcileAt"] = requested

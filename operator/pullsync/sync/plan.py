@@ -21,8 +21,11 @@ from typing import Any, TypeVar
 
 import jsonpatch
 
-from pullsync import api, fingerprint, inventory, kube, metrics, watchcache
-from pullsync.render import Document
+from pullsync import api, kube
+from pullsync.kube import fingerprint, watchcache
+from pullsync.render.manifests import Document
+from pullsync.runtime import metrics
+from pullsync.sync import inventory
 
 T = TypeVar("T")
 

@@ -14,8 +14,11 @@ import functools
 import time
 from typing import Any
 
-from pullsync import api, inventory, kube, metrics, watchcache
-from pullsync.plan import CRD, Item, bounded, describe_failure, rank, waves
+from pullsync import api, kube
+from pullsync.kube import watchcache
+from pullsync.runtime import metrics
+from pullsync.sync import inventory
+from pullsync.sync.plan import CRD, Item, bounded, describe_failure, rank, waves
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 

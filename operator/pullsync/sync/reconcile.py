@@ -18,23 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pullsync import (
-    api,
-    apply,
-    bus,
-    conditions,
-    events,
-    fingerprint,
-    inventory,
-    kube,
-    metrics,
-    plan,
-    render,
-    trees,
-    watchcache,
-)
-from pullsync.conditions import Outcome
-from pullsync.services import Services
+import pygit2
+
+from pullsync import api, kube
+from pullsync.api import conditions
+from pullsync.api.conditions import Outcome
+from pullsync.kube import events, fingerprint, watchcache
+from pullsync.render import manifests, trees
+from pullsync.runtime import bus, metrics
+from pullsync.runtime.services import Services
+from pullsync.sync import apply, inventory, plan
 
 log = logging.getLogger("pullsync.sync")
 
@@ -244,7 +237,7 @@ class SyncLoop:
         self.stage = "render"
         try:
             docs = await self.render(artifact, spec)
-        except render.RenderError as e:
+        except manifests.RenderError as e:
             return failed(api.BUILD_FAILED, str(e))
         objects = len(docs)
         if not docs:
@@ -327,13 +320,13 @@ class SyncLoop:
             changes=changes,
         )
 
-    async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[render.Document]:
+    async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
         """The documents at the artifact's commit; parsed once per commit, fresh copies each time."""
         key = (artifact.commit, artifact.ignore, spec.path, self.services.config.limits)
         if self.rendered is None or self.rendered[0] != key:
             docs = await asyncio.to_thread(
-                render.render,
-                trees.GitTree(self.services.cache.repository(artifact.url), artifact.commit),
+                manifests.render,
+                trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit),
                 spec.path,
                 sync_name=self.name,
                 sync_namespace=self.namespace,
@@ -341,7 +334,7 @@ class SyncLoop:
                 limits=self.services.config.limits,
             )
             self.rendered = (key, json.dumps([dataclasses.asdict(d) for d in docs]))
-        return [render.Document(**d) for d in json.loads(self.rendered[1])]
+        return [manifests.Document(**d) for d in json.loads(self.rendered[1])]
 
     def remember(self, items: list[plan.Item], cache: watchcache.LiveCache | None) -> None:
         """Record what every object is now, so the next reconcile can skip unchanged ones

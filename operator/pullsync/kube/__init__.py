@@ -23,7 +23,9 @@ import multidict
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
 
-from pullsync import __version__, api, conditions, metrics
+from pullsync import __version__, api
+from pullsync.api import clock
+from pullsync.runtime import metrics
 
 REQUEST_TIMEOUT = 30.0
 USER_AGENT = f"pullsync/{__version__}"  # the field manager of status writes
@@ -400,7 +402,7 @@ class Client:
     async def post_event(self, *, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on `involved` (best effort: failures are ignored)."""
         meta = involved["metadata"]
-        stamp = conditions.now()
+        stamp = clock.now()
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from pullsync import api, kube
-from pullsync.services import Services
+from pullsync.runtime.services import Services
 
 log = logging.getLogger("pullsync.webhook")
 

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pullsync import durations
+from pullsync.api import durations
 
 GROUP = "pullsync.dev"
 VERSION = "v1alpha1"

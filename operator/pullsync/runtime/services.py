@@ -5,8 +5,11 @@ import os
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from pullsync import bus, kube, source, urlpolicy, watchcache
-from pullsync.config import Config
+from pullsync import kube
+from pullsync.kube import watchcache
+from pullsync.runtime import bus
+from pullsync.runtime.config import Config
+from pullsync.source import git, urlpolicy
 
 
 @dataclasses.dataclass
@@ -15,7 +18,7 @@ class Services:
 
     config: Config
     client: kube.Client
-    cache: source.Cache
+    cache: git.Cache
     bus: bus.Bus
     url_policy: urlpolicy.UrlPolicy
     live: watchcache.LiveCache
@@ -25,7 +28,7 @@ class Services:
         """Connect and start the shared parts; `fence` (leader election) gates every write."""
         client = await kube.Client.connect(cfg.kubeconfig, qps=cfg.api_qps, burst=cfg.api_burst)
         client.fence = fence
-        cache = source.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
+        cache = git.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
         api_hosts = {urlsplit(client.server).hostname, os.environ.get("KUBERNETES_SERVICE_HOST")}
         policy = urlpolicy.UrlPolicy(
             allow_insecure_http=cfg.allow_insecure_http,

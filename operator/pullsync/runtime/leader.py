@@ -12,24 +12,16 @@ released at once. Updates are optimistic (resourceVersion): two candidates never
 """
 
 import asyncio
-import datetime
 import logging
 import time
 from typing import Any
 
 from pullsync import kube
+from pullsync.api import clock
 
 log = logging.getLogger("pullsync.leader")
 
 LEASES = kube.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _micro(stamp: datetime.datetime) -> str:
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Election:
@@ -105,14 +97,14 @@ class Election:
         """Take or renew the Lease; True if this process holds it now."""
         started = time.monotonic()
         lease = await self.client.get(LEASES, self.namespace, self.name)
-        now = _now()
+        now = clock.now_micro()
         spec: dict[str, Any] = {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": int(self.duration),
-            "renewTime": _micro(now),
+            "renewTime": now,
         }
         if lease is None:
-            spec["acquireTime"] = _micro(now)
+            spec["acquireTime"] = now
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
@@ -135,7 +127,7 @@ class Election:
         expired = started - self.observed_at > float(current.get("leaseDurationSeconds") or 15)
         if holder and holder != self.identity and not expired:
             return False
-        spec["acquireTime"] = current.get("acquireTime") if holder == self.identity else _micro(now)
+        spec["acquireTime"] = current.get("acquireTime") if holder == self.identity else now
         lease["spec"] = {**current, **spec}
         try:
             await self.client.request("PUT", LEASES.path(self.namespace, self.name), body=lease)

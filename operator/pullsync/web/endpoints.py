@@ -10,7 +10,7 @@ import contextlib
 import prometheus_client
 from aiohttp import web
 
-from pullsync import config
+from pullsync.runtime import config
 
 
 def health_app(ready: asyncio.Event) -> web.Application:

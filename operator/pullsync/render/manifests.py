@@ -16,7 +16,8 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from pullsync import api, ignore, kubeyaml, trees
+from pullsync import api
+from pullsync.render import ignore, kubeyaml, trees
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 SYMLINK_HOPS = 8

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pygit2
 
-from pullsync import api, semver, urlpolicy
-from pullsync.gitauth import Callbacks, Credentials, GitFailure, classify
+from pullsync import api
+from pullsync.source import semver, urlpolicy
+from pullsync.source.gitauth import Callbacks, Credentials, GitFailure, classify
 
 # libgit2's own socket timeouts (ms), process-wide; the per-operation deadline is ours.
 pygit2.settings.server_connect_timeout = 15_000
@@ -161,9 +162,6 @@ class Cache:
         obj = pygit2.Repository(str(self.path(url))).get(commit)
         text = str(obj.message).strip() if isinstance(obj, pygit2.Commit) else ""
         return text.splitlines()[0] if text else ""
-
-    def repository(self, url: str) -> pygit2.Repository:
-        return pygit2.Repository(str(self.path(url)))
 
 
 def resolve(refs: dict[str, str], ref: api.GitRef) -> Resolved:

@@ -5,16 +5,11 @@ condition keeps its `lastTransitionTime` unless its status changes.
 """
 
 import dataclasses
-import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pullsync import api
-
-
-def now() -> str:
-    """The current time in RFC 3339, seconds precision, UTC."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from pullsync.api import clock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +46,7 @@ def build(
         wanted.append((api.STALLED, "True", outcome.reason, outcome.message))
     wanted.extend(outcome.extra)
     before = {c.get("type"): c for c in previous or ()}
-    stamp = now()
+    stamp = clock.now()
     result = []
     for ctype, status, reason, message in wanted:
         old = before.get(ctype)

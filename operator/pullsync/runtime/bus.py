@@ -21,6 +21,7 @@ class Artifact:
     """A fetched revision: where its commit is cached and what it is called."""
 
     url: str
+    repository: str  # the bare repository that holds the commit (a path in the git cache)
     revision: str  # <ref>@sha1:<sha>
     short_revision: str  # <ref>@<12 hex>, for printer columns
     commit: str

@@ -24,7 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from pullsync import api, fingerprint, kube
+from pullsync import api, kube
+from pullsync.kube import fingerprint
 
 log = logging.getLogger("pullsync.watchcache")
 

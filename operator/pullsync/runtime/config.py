@@ -4,7 +4,7 @@ import dataclasses
 import fnmatch
 from pathlib import Path
 
-from pullsync.render import Limits
+from pullsync.render.manifests import Limits
 
 
 @dataclasses.dataclass(frozen=True)
