@@ -39,6 +39,7 @@ PRUNE_FAILED = "PruneFailed"
 ACCESS_DENIED = "AccessDenied"
 SOURCE_NOT_READY = "SourceNotReady"
 SUSPENDED = "Suspended"
+INTERNAL_ERROR = "InternalError"  # a bug in pullsync: the operator log has the traceback
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,16 @@ class Outcome:
     def progressing(cls, message: str) -> "Outcome":
         return cls("Unknown", api.PROGRESSING, message)
 
+    @classmethod
+    def unexpected(cls, error: BaseException, during: str) -> "Outcome":
+        """A failure pullsync did not foresee: a bug, said as such (not as a git or API
+        failure). Only the exception's type goes to status; its text may quote anything."""
+        message = (
+            f"internal error during {during}: {type(error).__name__} "
+            "(a bug in pullsync; the operator log has the traceback; retrying)"
+        )
+        return cls("False", api.INTERNAL_ERROR, message)
+
 
 def build(
     outcome: Outcome, *, generation: int | None, previous: Iterable[Mapping[str, Any]] | None

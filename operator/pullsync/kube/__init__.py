@@ -48,6 +48,15 @@ class ApiError(Exception):
         super().__init__(f"{verb} {path}: {self.message}")
 
 
+class Unreachable(ApiError):
+    """No answer: the connection failed or the request timed out (status 0)."""
+
+    def __init__(self, error: BaseException, *, verb: str, path: str) -> None:
+        detail = "no answer in time" if isinstance(error, TimeoutError) else str(error) or type(error).__name__
+        message = f"cannot reach the API server: {detail}"
+        super().__init__(0, {"message": message, "reason": "Unreachable"}, verb=verb, path=path)
+
+
 @dataclasses.dataclass(frozen=True)
 class Resource:
     """A discovered API resource: where objects of one kind live."""
@@ -252,7 +261,8 @@ class Client:
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> Any:
-        """Send one request and return the decoded JSON; raise ApiError on non-2xx."""
+        """Send one request and return the decoded JSON; raise ApiError on non-2xx, and
+        Unreachable when no answer came."""
         verb = _verb(method, params or {}, content_type)
         if self.fence is not None and method != "GET" and "dryRun" not in (params or {}) and not self.fence():
             raise ApiError(
@@ -263,17 +273,20 @@ class Client:
         while True:
             await self.limiter.acquire()
             metrics.API_REQUESTS.labels(verb).inc()
-            async with self.session.request(
-                method,
-                self.server + path,
-                params=params,
-                data=data,
-                headers=await self._headers(content_type if data is not None else None),
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
-            ) as response:
-                text = await response.text()
-                retry_after = response.headers.get("Retry-After", "1")
-                status = response.status
+            try:
+                async with self.session.request(
+                    method,
+                    self.server + path,
+                    params=params,
+                    data=data,
+                    headers=await self._headers(content_type if data is not None else None),
+                    timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
+                ) as response:
+                    text = await response.text()
+                    retry_after = response.headers.get("Retry-After", "1")
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as e:
+                raise Unreachable(e, verb=verb, path=path) from e
             try:
                 payload = json.loads(text) if text else {}
             except json.JSONDecodeError:

@@ -40,6 +40,8 @@ class Limits:
 class RenderError(Exception):
     """The manifests cannot be rendered; the message names the file and document."""
 
+    reason = api.BUILD_FAILED
+
 
 @dataclasses.dataclass
 class Document:

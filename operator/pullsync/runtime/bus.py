@@ -12,6 +12,8 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
+from pullsync import kube
+
 Key = tuple[str, str, str]  # (kind, namespace, name)
 log = logging.getLogger("pullsync.bus")
 
@@ -88,7 +90,8 @@ Step = Callable[[], Awaitable[float]]  # one turn of a loop; returns seconds unt
 
 async def run_loop(step: Step, wake: asyncio.Event, *, name: str, alive: Callable[[], bool]) -> None:
     """Run `step` while `alive()`: after each call wait for the delay it returns, or for
-    `wake`. A step that raises is logged with its traceback and tried again, backing off.
+    `wake`. A step that raises is tried again, backing off: an API error is logged as a
+    warning, anything else with its traceback (a bug).
     (`alive` ends a loop whose cancellation Python 3.11's wait_for may have swallowed.)"""
     failures = 0
     while alive():
@@ -96,6 +99,10 @@ async def run_loop(step: Step, wake: asyncio.Event, *, name: str, alive: Callabl
         try:
             delay = await step()
             failures = 0
+        except kube.ApiError as e:  # the API server is away or refuses: no bug, back off
+            failures += 1
+            delay = min(60.0, 2.0**failures)
+            log.warning("%s: %s; trying again in %.0fs", name, e, delay)
         except Exception:
             failures += 1
             delay = min(60.0, 2.0**failures)

@@ -105,7 +105,7 @@ class Cache:
                 pygit2.settings.homedir = str(home)
             try:
                 yield repo, repo.remotes.create_anonymous(url), callbacks
-            except Exception as e:
+            except (pygit2.GitError, GitFailure, OSError) as e:  # anything else is a bug, raised as it is
                 raise classify(e, creds) from None
 
     def _trust(self, ca_pem: str) -> None:

@@ -43,6 +43,13 @@ class RepositoryLoop:
         self.events = events.Recorder(services.client)
 
     async def __call__(self) -> float:
+        try:
+            return await self.take_turn()
+        except BaseException:
+            self.seen = None  # this turn did not finish (no status written): the next one redoes it
+            raise
+
+    async def take_turn(self) -> float:
         body = self.body()
         meta = body.get("metadata", {})
         requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
@@ -65,17 +72,21 @@ class RepositoryLoop:
         started = time.monotonic()
         try:
             artifact = await self.poll(spec)
-        except GitFailure as e:
+        except Exception as e:
             self.failures += 1
             delay = min(spec.interval, 2.0 * float(2 ** min(self.failures, 8)))
-            message = f"{e.cause}: {e}" if e.cause not in str(e) else str(e)
-            message = f"failed to poll {redact_url(spec.url)}: {message}"
-            log.warning("GitRepository %s/%s: %s (retry in %.0fs)", self.namespace, self.name, message, delay)
-            outcome = conditions.Outcome(
-                "False", api.FETCH_FAILED, message, extra=((api.FETCH_FAILED, "True", api.FETCH_FAILED, message),)
-            )
+            if isinstance(e, GitFailure):
+                message = f"{e.cause}: {e}" if e.cause not in str(e) else str(e)
+                message = f"failed to poll {redact_url(spec.url)}: {message}"
+                log.warning("GitRepository %s/%s: %s (retry in %.0fs)", self.namespace, self.name, message, delay)
+                outcome = conditions.Outcome(
+                    "False", api.FETCH_FAILED, message, extra=((api.FETCH_FAILED, "True", api.FETCH_FAILED, message),)
+                )
+            else:  # a bug: said as such (not as a fetch failure), with the traceback in the log
+                log.exception("GitRepository %s/%s: unexpected error while polling", self.namespace, self.name)
+                outcome = conditions.Outcome.unexpected(e, "poll")
             await self.write_status(body, outcome, None, requested=requested)
-            await self.events.warning(body, api.FETCH_FAILED, message)
+            await self.events.warning(body, outcome.reason, outcome.message)
         else:
             self.failures = 0
             self.events.recovered()
@@ -146,7 +157,11 @@ class RepositoryLoop:
         scope = None if clusterwide else self.namespace
         secret = self.services.live.secret(self.namespace, spec.secret_name, scope=scope)
         if secret is watchcache.UNKNOWN:
-            secret = await self.services.client.get(kube.SECRETS, self.namespace, spec.secret_name)
+            try:
+                secret = await self.services.client.get(kube.SECRETS, self.namespace, spec.secret_name)
+            except kube.ApiError as e:
+                where = f"secret {self.namespace}/{spec.secret_name} (spec.secretRef)"
+                raise GitFailure("auth", f"cannot read {where}: {e.message}") from None
             self.services.live.known_secret(self.namespace, spec.secret_name, secret, scope=scope)
         if secret is None:
             raise GitFailure("auth", f"secret {self.namespace}/{spec.secret_name} (spec.secretRef) not found")

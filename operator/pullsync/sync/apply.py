@@ -24,36 +24,43 @@ CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "
 
 
 class ApplyError(Exception):
-    """Some writes failed; `reason` is a condition reason, `applied` what did get written."""
+    """Some writes failed; `reason` is a condition reason."""
 
-    def __init__(self, reason: str, message: str, applied: list[Item]) -> None:
+    def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
-        self.applied = applied
         super().__init__(message)
 
 
-async def apply(client: kube.Client, items: list[Item], *, concurrency: int) -> list[Item]:
-    """Apply every changed item, kind by kind in `plan.KIND_ORDER`; return them. ApplyError
-    (and nothing of a later kind written) if any write failed."""
-    applied: list[Item] = []
+@dataclasses.dataclass
+class Writes:
+    """What one reconcile has written so far, kept by its caller: read when the reconcile
+    ends early (an error, its timeout), so that nothing written is ever forgotten."""
+
+    begun: list[Item] = dataclasses.field(default_factory=list)  # the request was sent (done or not)
+    done: list[Item] = dataclasses.field(default_factory=list)
+
+
+async def apply(client: kube.Client, items: list[Item], *, concurrency: int, writes: Writes) -> None:
+    """Apply every changed item, kind by kind in `plan.KIND_ORDER`, recording each in
+    `writes`. ApplyError (and nothing of a later kind written) if any write failed."""
     for wave in waves([i for i in items if i.changed], key=lambda i: i.rank):
-        results = await bounded(concurrency, (functools.partial(_apply_one, client, item) for item in wave))
+        results = await bounded(concurrency, (functools.partial(_apply_one, client, item, writes) for item in wave))
         failed = [(item, r) for item, r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
-        applied += [item for item, r in zip(wave, results, strict=True) if not isinstance(r, BaseException)]
         metrics.OBJECTS_APPLIED.inc(len(wave) - len(failed))
         if failed:
             described = [describe_failure(item, error) for item, error in failed]
             reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
-            raise ApplyError(reason, "; ".join(m for _, m in described[:5]), applied)
-    return applied
+            raise ApplyError(reason, "; ".join(m for _, m in described[:5]))
 
 
-async def _apply_one(client: kube.Client, item: Item) -> None:
+async def _apply_one(client: kube.Client, item: Item, writes: Writes) -> None:
     meta = item.obj["metadata"]
+    writes.begun.append(item)
     if item.recreate and item.live is not None:
         await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=item.live["metadata"].get("uid"))
         await _wait_gone(client, item.resource, meta.get("namespace"), meta["name"])
     item.result = await client.apply(item.resource, item.obj)
+    writes.done.append(item)
 
 
 async def _wait_gone(client: kube.Client, resource: kube.Resource, namespace: str | None, name: str) -> None:
@@ -74,7 +81,7 @@ async def wait_established(client: kube.Client, items: list[Item], *, timeout: f
         name = item.obj["metadata"]["name"]
         while not _established(await client.get(CRDS, None, name)):
             if time.monotonic() > deadline:
-                raise ApplyError(api.APPLY_FAILED, f"CustomResourceDefinition {name} is not Established", [])
+                raise ApplyError(api.APPLY_FAILED, f"CustomResourceDefinition {name} is not Established")
             await asyncio.sleep(0.1)
         spec = item.obj.get("spec", {})
         for version in spec.get("versions", []):

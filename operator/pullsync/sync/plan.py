@@ -426,6 +426,8 @@ def describe_failure(item: Item, error: BaseException) -> tuple[str, str]:
     what = f"{item.doc.where}: {item.entry.describe()}"
     if not isinstance(error, kube.ApiError):
         return api.APPLY_FAILED, f"{what}: {type(error).__name__}: {error}"
+    if isinstance(error, kube.Unreachable):
+        return api.APPLY_FAILED, f"{what}: {error.message}"
     message = re.sub(r", bigger context \.\.\.\|.*?\|\.\.\.", "", error.message)  # a dump of our own input
     if item.obj["kind"] == "Secret":
         message = redact_secret(message, item.obj)

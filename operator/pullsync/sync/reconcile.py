@@ -56,6 +56,34 @@ class Result:
     warn: bool = True  # a failure worth a Warning event (not a source still fetching its first revision)
 
 
+@dataclasses.dataclass
+class Turn:
+    """One reconcile in flight: what it has done so far, so that however it ends (a
+    failed step, an API error, the timeout, a bug) status says what it wrote."""
+
+    revision: str
+    old: list[inventory.Entry]  # the inventory before this turn
+    stage: str = "render"
+    objects: int = 0
+    writes: apply.Writes = dataclasses.field(default_factory=apply.Writes)
+    desired: list[inventory.Entry] = dataclasses.field(default_factory=list)  # once everything is applied
+
+    def failed(self, reason: str, message: str, outcome: Outcome | None = None) -> Result:
+        """The result of a turn that ended early. The inventory keeps every object that
+        this turn may have written (and, from the prune on, the whole desired set), so a
+        later prune or the Sync's deletion finds them."""
+        done = self.writes.done
+        if done and outcome is None:
+            message += f" (applied before the failure: {', '.join(i.entry.describe() for i in done)})"
+        touched = [i.entry for i in self.writes.begun] + self.desired
+        return Result(
+            outcome or Outcome.failure(reason, message),
+            revision=self.revision,
+            entries=self.old + touched if touched else None,
+            plan=summarise(self.objects, done, []),  # what this attempt did, not the last success
+        )
+
+
 def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kube.Client:
     """The client a Sync acts with: its ServiceAccount's identity when it names one, or
     the operator's --default-service-account."""
@@ -83,11 +111,23 @@ class SyncLoop:
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
+        self.unsaved: dict[str, Any] = {}  # status a failed write could not save: sent with the next one
         self.finalize_attempts = 0
         self.source_waits = 0  # reconciles in a row without a revision to apply
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
 
     async def __call__(self) -> float:
+        try:
+            return await self.take_turn()
+        except BaseException:
+            self.seen = None  # this turn did not finish (the API server is away?): the next one redoes it
+            raise
+
+    def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The status as this loop knows it: the body's, what it wrote since, what is due."""
+        return {**(body.get("status") or {}), **self.written, **self.unsaved}
+
+    async def take_turn(self) -> float:
         body = self.body()
         meta = body.get("metadata", {})
         if meta.get("deletionTimestamp"):
@@ -147,7 +187,7 @@ class SyncLoop:
         meta = body["metadata"]
         if api.FINALIZER not in (meta.get("finalizers") or []):
             return 3600.0
-        status = {**(body.get("status") or {}), **self.written}
+        status = self.status(body)
         result = await prune_all(self.services, {**body, "status": status})
         if result.failures and self.finalize_attempts < FINALIZE_ATTEMPTS:
             self.finalize_attempts += 1
@@ -175,20 +215,24 @@ class SyncLoop:
             return await self.source_not_ready(source_key)
         self.source_waits = 0
         started = time.monotonic()
-        status = {**(body.get("status") or {}), **self.written}
+        status = self.status(body)
         if artifact.revision != status.get("lastAttemptedRevision") or status.get("observedGeneration") != (
             body.get("metadata", {}).get("generation")
         ):  # something new: say so while it runs (a first sync of thousands of objects takes a while)
             progressing = Outcome.progressing(f"reconciling revision {artifact.revision}")
             await self.finish(body, Result(progressing, revision=artifact.revision))
+        turn = Turn(artifact.revision, inventory.load(status))
         try:
-            result = await asyncio.wait_for(self.pipeline(body, spec, artifact), spec.timeout)
+            result = await asyncio.wait_for(self.pipeline(turn, spec, artifact), spec.timeout)
         except TimeoutError:
-            message = f"timed out after {spec.timeout:g}s during {self.stage} (spec.timeout)"
-            result = Result(Outcome.failure(STAGE_REASONS[self.stage], message), revision=artifact.revision)
+            message = f"timed out after {spec.timeout:g}s during {turn.stage} (spec.timeout)"
+            result = turn.failed(STAGE_REASONS[turn.stage], message)
         except kube.ApiError as e:
-            reason = api.ACCESS_DENIED if e.status == 403 else STAGE_REASONS[self.stage]
-            result = Result(Outcome.failure(reason, f"{self.stage}: {e}"), revision=artifact.revision)
+            reason = api.ACCESS_DENIED if e.status == 403 else STAGE_REASONS[turn.stage]
+            result = turn.failed(reason, f"{turn.stage}: {e}")
+        except Exception as e:  # a bug: said as such, and what was written stays in the inventory
+            log.exception("Sync %s/%s: unexpected error during %s", self.namespace, self.name, turn.stage)
+            result = turn.failed(api.INTERNAL_ERROR, "", Outcome.unexpected(e, turn.stage))
         elapsed = time.monotonic() - started
         level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
         counts = ""
@@ -214,110 +258,119 @@ class SyncLoop:
             message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
         return Result(Outcome.failure(api.SOURCE_NOT_READY, message), warn=bool(why) or self.source_waits > 1)
 
-    async def pipeline(self, body: Mapping[str, Any], spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
-        """Render, validate, apply (staged), prune. Returns what happened; never half-validates."""
-        cfg = self.services.config
+    async def pipeline(self, turn: Turn, spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
+        """Build, validate, apply (staged), prune: each step records what it did in `turn`
+        and fails with a reason; nothing is written before everything checkable is valid."""
         client = acting_client(self.services, self.namespace, spec)
         # The live cache reads with the operator's identity: only for Syncs that act with it.
         cache = self.services.live if client is self.services.client else None
-        old_inventory = inventory.load(body.get("status"))
-        revision = artifact.revision
-
-        objects = 0
-
-        def failed(
-            reason: str,
-            message: str,
-            entries: list[inventory.Entry] | None = None,
-            written: list[plan.Item] | None = None,
-        ) -> Result:
-            summary = summarise(objects, written or [], [])  # what this attempt did, not the last success
-            return Result(Outcome.failure(reason, message), revision=revision, entries=entries, plan=summary)
-
-        self.stage = "render"
         try:
-            docs = await self.render(artifact, spec)
-        except manifests.RenderError as e:
-            return failed(api.BUILD_FAILED, str(e))
-        objects = len(docs)
-        if not docs:
-            return failed(
-                api.BUILD_FAILED,
-                f"no objects found under {spec.path!r} at {revision}; refusing to apply an empty set (nothing pruned)",
-            )
-
-        self.stage = "validate"
-        try:
-            items = await plan.prepare(
-                client,
-                docs,
-                target_namespace=spec.target_namespace or self.namespace,
-                operator=self.services.client,
-                cache=cache,
-            )
-            for stage in (1, 2):  # stage 1 first: what depends on a changed CRD or role waits for it
-                await plan.dry_run(
-                    client,
-                    [i for i in items if i.stage == stage and not i.deferred],
-                    force=spec.force,
-                    concurrency=cfg.max_concurrency,
-                    cache=cache,
-                    verified=self.verified,
-                )
-                if stage == 1:
-                    plan.defer_dependents(items)
-            await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
-            await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=cfg.max_concurrency)
-        except plan.PlanError as e:
-            return failed(e.reason, str(e))
-
-        self.stage = "apply"
-        applied: list[plan.Item] = []
-        try:
-            first = [i for i in items if i.stage == 1 and not i.deferred]
-            applied += await apply.apply(client, first, concurrency=cfg.max_concurrency)
-            await apply.wait_established(client, applied, timeout=spec.timeout)  # only CRDs written now
-            deferred = [i for i in items if i.deferred]
-            await plan.dry_run(
-                client, deferred, force=spec.force, concurrency=cfg.max_concurrency, cache=cache, verified=self.verified
-            )
-            await plan.check_claims(deferred, owner=(self.namespace, self.name), operator=self.services.client)
-            rest = [i for i in items if i.stage == 2 or i.deferred]
-            applied += await apply.apply(client, rest, concurrency=cfg.max_concurrency)
-        except (plan.PlanError, apply.ApplyError) as e:
-            written = applied + (e.applied if isinstance(e, apply.ApplyError) else [])
-            entries = old_inventory + [i.entry for i in written]
-            note = f" (applied before the failure: {', '.join(i.entry.describe() for i in written)})" if written else ""
-            return failed(e.reason, f"{e}{note}", entries, written)
-
+            docs = await self.build(turn, artifact, spec)
+            items = await self.validate(turn, client, cache, docs, spec)
+            await self.apply_staged(turn, client, cache, items, spec)
+        except (manifests.RenderError, plan.PlanError, apply.ApplyError) as e:
+            return turn.failed(e.reason, str(e))
         self.remember(items, cache)
-        self.stage = "prune"
-        desired = [i.entry for i in items]
-        pruned = apply.PruneResult()
-        if spec.prune:
-            pruned = await apply.prune(
-                client,
-                inventory.stale(old_inventory, desired),
-                sync_name=self.name,
-                sync_namespace=self.namespace,
-                concurrency=cfg.max_concurrency,
-                cache=cache,
-            )
-        changes = [f"{i.entry.describe()} {self.verb(i)}" for i in applied] + [
+        pruned = await self.prune_stale(turn, client, cache, items, spec)
+        changes = [f"{i.entry.describe()} {self.verb(i)}" for i in turn.writes.done] + [
             f"{e.describe()} pruned" for e in pruned.pruned
         ]
         summary = summarise(len(items), [i for i in items if i.changed], pruned.pruned)
-        entries = desired + pruned.kept
+        entries = [i.entry for i in items] + pruned.kept
         if pruned.failures:
             outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
-            return Result(outcome, revision=revision, entries=entries, plan=summary, changes=changes)
+            return Result(outcome, revision=turn.revision, entries=entries, plan=summary, changes=changes)
         return Result(
-            Outcome.success(f"Applied revision: {revision}"),
-            revision=revision,
+            Outcome.success(f"Applied revision: {turn.revision}"),
+            revision=turn.revision,
             applied=True,
             entries=entries,
             plan=summary,
             changes=changes,
+        )
+
+    async def build(self, turn: Turn, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
+        """The documents at the artifact's commit under spec.path; never an empty set."""
+        turn.stage = "render"
+        docs = await self.render(artifact, spec)
+        turn.objects = len(docs)
+        if not docs:
+            where = f"under {spec.path!r} at {turn.revision}"
+            raise manifests.RenderError(f"no objects found {where}; refusing to apply an empty set (nothing pruned)")
+        return docs
+
+    async def validate(
+        self,
+        turn: Turn,
+        client: kube.Client,
+        cache: watchcache.LiveCache | None,
+        docs: list[manifests.Document],
+        spec: api.SyncSpec,
+    ) -> list[plan.Item]:
+        """Pair each document with its live object and dry-run it (stage 1 first: what
+        depends on a changed CRD or role waits for it); check ownership and new namespaces."""
+        turn.stage = "validate"
+        concurrency = self.services.config.max_concurrency
+        items = await plan.prepare(
+            client,
+            docs,
+            target_namespace=spec.target_namespace or self.namespace,
+            operator=self.services.client,
+            cache=cache,
+        )
+        for stage in (1, 2):
+            ready = [i for i in items if i.stage == stage and not i.deferred]
+            await plan.dry_run(
+                client, ready, force=spec.force, concurrency=concurrency, cache=cache, verified=self.verified
+            )
+            if stage == 1:
+                plan.defer_dependents(items)
+        await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
+        await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=concurrency)
+        return items
+
+    async def apply_staged(
+        self,
+        turn: Turn,
+        client: kube.Client,
+        cache: watchcache.LiveCache | None,
+        items: list[plan.Item],
+        spec: api.SyncSpec,
+    ) -> None:
+        """Stage 1, its CRDs Established, then what waited for it (dry-run now), then the rest."""
+        turn.stage = "apply"
+        concurrency = self.services.config.max_concurrency
+        first = [i for i in items if i.stage == 1 and not i.deferred]
+        await apply.apply(client, first, concurrency=concurrency, writes=turn.writes)
+        await apply.wait_established(client, turn.writes.done, timeout=spec.timeout)  # only CRDs written now
+        deferred = [i for i in items if i.deferred]
+        await plan.dry_run(
+            client, deferred, force=spec.force, concurrency=concurrency, cache=cache, verified=self.verified
+        )
+        await plan.check_claims(deferred, owner=(self.namespace, self.name), operator=self.services.client)
+        rest = [i for i in items if i.stage == 2 or i.deferred]
+        await apply.apply(client, rest, concurrency=concurrency, writes=turn.writes)
+
+    async def prune_stale(
+        self,
+        turn: Turn,
+        client: kube.Client,
+        cache: watchcache.LiveCache | None,
+        items: list[plan.Item],
+        spec: api.SyncSpec,
+    ) -> apply.PruneResult:
+        """Delete what the last inventory has and git no longer has (with `prune: true`)."""
+        turn.stage = "prune"
+        turn.desired = [i.entry for i in items]
+        if not spec.prune:
+            return apply.PruneResult()
+        return await apply.prune(
+            client,
+            inventory.stale(turn.old, turn.desired),
+            sync_name=self.name,
+            sync_namespace=self.namespace,
+            concurrency=self.services.config.max_concurrency,
+            cache=cache,
         )
 
     async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
@@ -356,7 +409,8 @@ class SyncLoop:
 
     async def finish(self, body: Mapping[str, Any], result: Result, *, requested: str | None = None) -> None:
         """The one place that writes status and events."""
-        old = {**(body.get("status") or {}), **self.written}
+        saved = {**(body.get("status") or {}), **self.written}
+        old = {**saved, **self.unsaved}
         generation = body.get("metadata", {}).get("generation")
         outcome = result.outcome
         short = events.fit(outcome.message.split("; "), limit=CONDITION_LIMIT, separator="; ")
@@ -378,7 +432,13 @@ class SyncLoop:
             status["plan"] = result.plan
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
-        await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=old)
+        status = {**self.unsaved, **status}
+        try:
+            await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=saved)
+        except kube.ApiError:
+            self.unsaved = status  # nothing written is forgotten: the inventory goes with the next write
+            raise
+        self.unsaved = {}
         self.written = {**self.written, **status}
         if result.changes:
             reason = "ReconciliationSucceeded" if result.applied else "Progressing"
