@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from support import wait
-from support.cluster import ROOT, Cluster
+from support.cluster import OPERATOR_SERVICE_ACCOUNT, ROOT, Cluster, token_kubeconfig
 from support.git import HttpGitServer, SshGitServer
+from support.helm import CHART, helm
 from support.operator import Operator
 
 
@@ -24,11 +25,16 @@ def cluster() -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster) -> Iterator[Operator]:
-    """The operator in this process, with its own identity (for request counting), watching
-    the namespaces of the `namespace` fixture (`test-*`): other tests run operators of
-    their own (the chart's identity, leader election) in namespaces named otherwise."""
-    op = Operator(cluster.kubeconfig.parent / "operator.kubeconfig", namespaces=("test-*",)).start()
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """The operator in this process with the identity and the RBAC the chart gives it (a
+    release installed with no replicas; never system:masters), watching the namespaces of
+    the `namespace` fixture (`test-*`): other tests run operators of their own (namespaced
+    mode, leader election) in namespaces named otherwise."""
+    namespace, release = OPERATOR_SERVICE_ACCOUNT.split(":")[2:]
+    helm("upgrade", "--install", release.removesuffix("-pullsync"), str(CHART), "-n", namespace,
+         "--create-namespace", "--set", "replicas=0", env=cluster.env())  # fmt: skip
+    kubeconfig = token_kubeconfig(cluster, namespace, release, tmp_path_factory.mktemp("operator"))
+    op = Operator(kubeconfig, namespaces=("test-*",)).start()
     yield op
     op.stop()
 

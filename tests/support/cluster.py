@@ -152,10 +152,14 @@ def condition(obj: dict[str, Any] | None, ctype: str = "Ready") -> dict[str, Any
     return {}
 
 
+# The identity of the tests' shared operator: the chart's ServiceAccount of a release `e2e`.
+OPERATOR_SERVICE_ACCOUNT = "system:serviceaccount:pullsync-e2e:e2e-pullsync"
+
+
 class AuditLog:
     """The API server's audit log: which requests the operator's identity made, and when."""
 
-    def __init__(self, path: Path, user: str = "pullsync-operator") -> None:
+    def __init__(self, path: Path, user: str = OPERATOR_SERVICE_ACCOUNT) -> None:
         self.path = path
         self.user = user
         self.offset = 0
