@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -25,7 +24,7 @@ from kubernetes_asyncio.client import Configuration
 
 from pullsync import __version__, api
 from pullsync.api import clock
-from pullsync.runtime import metrics
+from pullsync.runtime import metrics, tokenbucket
 
 REQUEST_TIMEOUT = 30.0
 USER_AGENT = f"pullsync/{__version__}"  # the field manager of status writes
@@ -125,23 +124,16 @@ THROTTLE_RETRIES = 3  # a 429 is retried after its Retry-After this many times
 
 
 class RateLimiter:
-    """A client-side token bucket: `qps` requests per second on average, bursts of `burst`."""
+    """Client-side QPS: `qps` requests per second on average, bursts of `burst`; a request
+    over the rate waits its turn (one event loop: no lock needed)."""
 
     def __init__(self, qps: float = 1000.0, burst: int = 2000) -> None:
-        self.qps = qps
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        self.bucket = tokenbucket.TokenBucket(qps, burst)
 
     async def acquire(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
-            self.stamp = now
-            self.tokens -= 1.0
-            if self.tokens < 0:
-                await asyncio.sleep(-self.tokens / self.qps)
+        delay = self.bucket.take(borrow=True)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def _verb(method: str, params: Mapping[str, str], content_type: str) -> str:

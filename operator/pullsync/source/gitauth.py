@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pygit2
 
+from pullsync.runtime import redact
+
 
 class GitFailure(Exception):
     """A git operation failed; `cause` is one of auth, hostkey, connect, ref, timeout, other."""
@@ -61,22 +63,14 @@ class Credentials:
         return f"Credentials(keys={present})"
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-
-
 def redact_url(url: str) -> str:
     """The URL with any user info (user:password@) replaced by `***@`."""
-    return _USERINFO.sub(r"\g<scheme>***@", url)
+    return redact.urls(url)
 
 
 def scrub(text: str, creds: Credentials | None) -> str:
     """Remove URL user info and every credential value from `text`."""
-    text = redact_url(text)
-    for secret in creds.secrets() if creds else ():
-        for piece in {secret, secret.strip()}:
-            if len(piece) >= 4:
-                text = text.replace(piece, "***")
-    return text
+    return redact.values(redact.urls(text), creds.secrets() if creds else (), shortest=4)
 
 
 class Callbacks(pygit2.RemoteCallbacks):

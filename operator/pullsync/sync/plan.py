@@ -24,7 +24,7 @@ import jsonpatch
 from pullsync import api, kube
 from pullsync.kube import fingerprint, watchcache
 from pullsync.render.manifests import Document
-from pullsync.runtime import metrics
+from pullsync.runtime import metrics, redact
 from pullsync.sync import inventory
 
 T = TypeVar("T")
@@ -401,10 +401,7 @@ def _summarise(failures: list[tuple[Item, BaseException]]) -> PlanError:
 
 def redact_secret(message: str, secret: dict[str, Any]) -> str:
     """`message` without the Secret's values: the API server quotes invalid input back."""
-    for value in _leaves([secret.get("data"), secret.get("stringData")]):
-        for text in {value, value.strip()}:
-            if len(text) >= 3:
-                message = message.replace(text, "***")
+    message = redact.values(message, _leaves([secret.get("data"), secret.get("stringData")]), shortest=3)
     message = re.sub(r'Invalid value: "(?:[^"\\]|\\.)*"', "Invalid value: (redacted)", message)
     return re.sub(r"\.\.\.\|.*?\|\.\.\.", "...(redacted)...", message)
 

@@ -12,13 +12,13 @@ second) for one path; the rate limit is checked before anything is looked up.
 import base64
 import hmac
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from aiohttp import web
 
 from pullsync import api, kube
+from pullsync.runtime import tokenbucket
 from pullsync.runtime.services import Services
 
 log = logging.getLogger("pullsync.webhook")
@@ -33,17 +33,14 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.paths = paths
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # path -> (tokens, stamp)
+        self._buckets: OrderedDict[str, tokenbucket.TokenBucket] = OrderedDict()  # least recently used first
 
     def allow(self, path: str) -> bool:
-        now = time.monotonic()
-        tokens, stamp = self._buckets.pop(path, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[path] = (tokens - 1.0 if allowed else tokens, now)
+        bucket = self._buckets.pop(path, None) or tokenbucket.TokenBucket(self.rate, self.burst)
+        self._buckets[path] = bucket
         while len(self._buckets) > self.paths:
             self._buckets.popitem(last=False)
-        return allowed
+        return bucket.take() == 0.0
 
 
 def signature_valid(headers: Mapping[str, str], body: bytes, token: bytes) -> bool:
