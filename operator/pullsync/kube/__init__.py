@@ -47,6 +47,12 @@ class ApiError(Exception):
         super().__init__(f"{verb} {path}: {self.message}")
 
 
+def transient(error: BaseException) -> bool:
+    """An error that says nothing about the request, only about the server's state right
+    now (no answer, throttled, 5xx): worth a retry soon."""
+    return isinstance(error, ApiError) and (error.status in (0, 429) or error.status >= 500)
+
+
 class Unreachable(ApiError):
     """No answer: the connection failed or the request timed out (status 0)."""
 

@@ -24,10 +24,12 @@ CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "
 
 
 class ApplyError(Exception):
-    """Some writes failed; `reason` is a condition reason."""
+    """Some writes failed; `reason` is a condition reason; `transient` when only the
+    server's state (no answer, 5xx) made them fail."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
         self.reason = reason
+        self.transient = transient
         super().__init__(message)
 
 
@@ -50,7 +52,8 @@ async def apply(client: kube.Client, items: list[Item], *, concurrency: int, wri
         if failed:
             described = [describe_failure(item, error) for item, error in failed]
             reason = api.ACCESS_DENIED if any(r == api.ACCESS_DENIED for r, _ in described) else api.APPLY_FAILED
-            raise ApplyError(reason, "; ".join(m for _, m in described[:5]))
+            transient = all(kube.transient(e) for _, e in failed)
+            raise ApplyError(reason, "; ".join(m for _, m in described[:5]), transient=transient)
 
 
 async def _apply_one(client: kube.Client, item: Item, writes: Writes) -> None:

@@ -46,10 +46,12 @@ LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 class PlanError(Exception):
-    """Validation failed; `reason` is a condition reason (ValidationFailed, AccessDenied, ...)."""
+    """Validation failed; `reason` is a condition reason (ValidationFailed, AccessDenied, ...);
+    `transient` when only the server's state (no answer, 5xx) made it fail."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
         self.reason = reason
+        self.transient = transient
         super().__init__(message)
 
 
@@ -396,7 +398,7 @@ def _summarise(failures: list[tuple[Item, BaseException]]) -> PlanError:
     lines = [m for _, m in reasons[:5]]
     if len(reasons) > 5:
         lines.append(f"... and {len(reasons) - 5} more")
-    return PlanError(reason, "; ".join(lines))
+    return PlanError(reason, "; ".join(lines), transient=all(kube.transient(e) for _, e in failures))
 
 
 def redact_secret(message: str, secret: dict[str, Any]) -> str:

@@ -54,6 +54,7 @@ class Result:
     plan: dict[str, int] | None = None
     changes: list[str] = dataclasses.field(default_factory=list)
     warn: bool = True  # a failure worth a Warning event (not a source still fetching its first revision)
+    transient: bool = False  # failed only for the API server's state (no answer, 429, 5xx): retry soon
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ class Turn:
     writes: apply.Writes = dataclasses.field(default_factory=apply.Writes)
     desired: list[inventory.Entry] = dataclasses.field(default_factory=list)  # once everything is applied
 
-    def failed(self, reason: str, message: str, outcome: Outcome | None = None) -> Result:
+    def failed(self, reason: str, message: str, outcome: Outcome | None = None, *, transient: bool = False) -> Result:
         """The result of a turn that ended early. The inventory keeps every object that
         this turn may have written (and, from the prune on, the whole desired set), so a
         later prune or the Sync's deletion finds them."""
@@ -81,6 +82,7 @@ class Turn:
             revision=self.revision,
             entries=self.old + touched if touched else None,
             plan=summarise(self.objects, done, []),  # what this attempt did, not the last success
+            transient=transient,
         )
 
 
@@ -114,6 +116,7 @@ class SyncLoop:
         self.unsaved: dict[str, Any] = {}  # status a failed write could not save: sent with the next one
         self.finalize_attempts = 0
         self.source_waits = 0  # reconciles in a row without a revision to apply
+        self.transient_failures = 0  # reconciles in a row that failed for the API server's state
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
 
     async def __call__(self) -> float:
@@ -161,7 +164,13 @@ class SyncLoop:
         if only_drift and not result.changes:
             result.plan = None  # a check that found nothing to do keeps the last plan in status
         await self.finish(body, result, requested=requested)
-        delay = spec.interval if result.outcome.ready == "True" else spec.retry_interval
+        self.transient_failures = self.transient_failures + 1 if result.transient else 0
+        if result.outcome.ready == "True":
+            delay = spec.interval
+        elif result.transient:  # back off from 2 s: the API server is likely back before retryInterval
+            delay = min(spec.retry_interval, 2.0**self.transient_failures)
+        else:
+            delay = spec.retry_interval
         self.next_due = started + delay  # a steady period, whatever the reconcile costs
         return max(0.0, self.next_due - time.monotonic())
 
@@ -229,7 +238,7 @@ class SyncLoop:
             result = turn.failed(STAGE_REASONS[turn.stage], message)
         except kube.ApiError as e:
             reason = api.ACCESS_DENIED if e.status == 403 else STAGE_REASONS[turn.stage]
-            result = turn.failed(reason, f"{turn.stage}: {e}")
+            result = turn.failed(reason, f"{turn.stage}: {e}", transient=kube.transient(e))
         except Exception as e:  # a bug: said as such, and what was written stays in the inventory
             log.exception("Sync %s/%s: unexpected error during %s", self.namespace, self.name, turn.stage)
             result = turn.failed(api.INTERNAL_ERROR, "", Outcome.unexpected(e, turn.stage))
@@ -268,8 +277,10 @@ class SyncLoop:
             docs = await self.build(turn, artifact, spec)
             items = await self.validate(turn, client, cache, docs, spec)
             await self.apply_staged(turn, client, cache, items, spec)
-        except (manifests.RenderError, plan.PlanError, apply.ApplyError) as e:
+        except manifests.RenderError as e:
             return turn.failed(e.reason, str(e))
+        except (plan.PlanError, apply.ApplyError) as e:
+            return turn.failed(e.reason, str(e), transient=e.transient)
         self.remember(items, cache)
         pruned = await self.prune_stale(turn, client, cache, items, spec)
         changes = [f"{i.entry.describe()} {self.verb(i)}" for i in turn.writes.done] + [
