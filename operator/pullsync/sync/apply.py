@@ -18,7 +18,7 @@ from pullsync import api, kube
 from pullsync.kube import watchcache
 from pullsync.runtime import metrics
 from pullsync.sync import inventory
-from pullsync.sync.plan import CRD, Item, bounded, describe_failure, rank, waves
+from pullsync.sync.plan import CRD, Planned, bounded, describe_failure, rank, waves
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 
@@ -38,16 +38,21 @@ class Writes:
     """What one reconcile has written so far, kept by its caller: read when the reconcile
     ends early (an error, its timeout), so that nothing written is ever forgotten."""
 
-    begun: list[Item] = dataclasses.field(default_factory=list)  # the request was sent (done or not)
-    done: list[Item] = dataclasses.field(default_factory=list)
+    begun: list[Planned] = dataclasses.field(default_factory=list)  # the request was sent (done or not)
+    done: list[Planned] = dataclasses.field(default_factory=list)
+    results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # id -> the object written
+
+    def applied(self) -> list[Planned]:
+        """What was written, in apply order (kinds, then files), not in order of completion."""
+        return sorted(self.done, key=lambda p: (p.item.rank, p.item.doc.path, p.item.doc.index))
 
 
-async def apply(client: kube.Client, items: list[Item], *, concurrency: int, writes: Writes) -> None:
-    """Apply every changed item, kind by kind in `plan.KIND_ORDER`, recording each in
+async def apply(client: kube.Client, planned: list[Planned], *, concurrency: int, writes: Writes) -> None:
+    """Apply every changed object, kind by kind in `plan.KIND_ORDER`, recording each in
     `writes`. ApplyError (and nothing of a later kind written) if any write failed."""
-    for wave in waves([i for i in items if i.changed], key=lambda i: i.rank):
-        results = await bounded(concurrency, (functools.partial(_apply_one, client, item, writes) for item in wave))
-        failed = [(item, r) for item, r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
+    for wave in waves([p for p in planned if p.changed], key=lambda p: p.item.rank):
+        results = await bounded(concurrency, (functools.partial(_apply_one, client, p, writes) for p in wave))
+        failed = [(p.item, r) for p, r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
         metrics.OBJECTS_APPLIED.inc(len(wave) - len(failed))
         if failed:
             described = [describe_failure(item, error) for item, error in failed]
@@ -56,14 +61,15 @@ async def apply(client: kube.Client, items: list[Item], *, concurrency: int, wri
             raise ApplyError(reason, "; ".join(m for _, m in described[:5]), transient=transient)
 
 
-async def _apply_one(client: kube.Client, item: Item, writes: Writes) -> None:
+async def _apply_one(client: kube.Client, planned: Planned, writes: Writes) -> None:
+    item, live = planned.item, planned.live
     meta = item.obj["metadata"]
-    writes.begun.append(item)
-    if item.recreate and item.live is not None:
-        await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=item.live["metadata"].get("uid"))
+    writes.begun.append(planned)
+    if planned.recreate and live is not None:
+        await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=live["metadata"].get("uid"))
         await _wait_gone(client, item.resource, meta.get("namespace"), meta["name"])
-    item.result = await client.apply(item.resource, item.obj)
-    writes.done.append(item)
+    writes.results[item.entry.id] = await client.apply(item.resource, item.obj)
+    writes.done.append(planned)
 
 
 async def _wait_gone(client: kube.Client, resource: kube.Resource, namespace: str | None, name: str) -> None:
@@ -74,11 +80,10 @@ async def _wait_gone(client: kube.Client, resource: kube.Resource, namespace: st
         await asyncio.sleep(0.2)
 
 
-async def wait_established(client: kube.Client, items: list[Item], *, timeout: float) -> None:
-    """Wait until every CRD among `items` (those just written) is Established; refresh
-    discovery for their kinds."""
+async def wait_established(client: kube.Client, written: list[Planned], *, timeout: float) -> None:
+    """Wait until every CRD among `written` is Established; refresh discovery for their kinds."""
     deadline = time.monotonic() + timeout
-    for item in items:
+    for item in (p.item for p in written):
         if item.group_kind != CRD:
             continue
         name = item.obj["metadata"]["name"]

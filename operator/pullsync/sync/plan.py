@@ -57,16 +57,13 @@ class PlanError(Exception):
 
 @dataclasses.dataclass
 class Item:
-    """One desired object on its way through plan and apply."""
+    """One desired object paired with where it lives (`prepare`); what the server makes of
+    it is its `Planned` (`dry_run`)."""
 
     doc: Document
     resource: kube.Resource
     deferred: bool = False  # waits for stage 1: its Namespace or CRD is created by the same set
     new_namespace: bool = False  # deferred for its Namespace, which the same set creates
-    live: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-    patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    recreate: bool = False  # an immutable field changed and force is on
     depends: "Item | None" = None  # the CRD of a custom resource, the role of a binding, in the same set
 
     @functools.cached_property
@@ -98,11 +95,24 @@ class Item:
     def rank(self) -> int:
         return rank(self.obj["kind"])
 
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """What the dry-run says of one item: its live object, the object as the server would
+    make it (`result`), and the RFC 6902 patch from one to the other."""
+
+    item: Item
+    live: dict[str, Any] | None
+    result: dict[str, Any] | None = None  # None when left alone, or when recreated
+    patch: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    recreate: bool = False  # an immutable field changed and force is on
+
     @property
     def left_alone(self) -> bool:
         """`pullsync.dev/reconcile: disabled` on an existing object: never changed."""
         return self.live is not None and (
-            api.is_disabled(self.live, api.ANNOTATION_RECONCILE) or api.is_disabled(self.obj, api.ANNOTATION_RECONCILE)
+            api.is_disabled(self.live, api.ANNOTATION_RECONCILE)
+            or api.is_disabled(self.item.obj, api.ANNOTATION_RECONCILE)
         )
 
     @property
@@ -125,11 +135,12 @@ def waves(items: Iterable[T], key: Callable[[T], int]) -> list[list[T]]:
     return [groups[k] for k in sorted(groups)]
 
 
-def defer_dependents(items: list[Item]) -> None:
+def defer_dependents(items: list[Item], stage1: list[Planned]) -> None:
     """Objects whose CRD or role changes in stage 1 are planned only after stage 1: a dry-run
     now would check them against the old schema or the old rules."""
+    changing = {p.item.entry.id for p in stage1 if p.changed}
     for item in items:
-        if item.stage == 2 and item.depends is not None and item.depends.changed:
+        if item.stage == 2 and item.depends is not None and item.depends.entry.id in changing:
             item.deferred = True
 
 
@@ -283,8 +294,8 @@ async def dry_run(
     concurrency: int,
     cache: watchcache.LiveCache | None = None,
     verified: Verified | None = None,
-) -> None:
-    """Fill live, dry-run result and patch of every item; PlanError listing what failed.
+) -> list[Planned]:
+    """Plan every item (live object, dry-run result, patch); PlanError listing what failed.
 
     With a live `cache` (only for the operator's own identity), live objects come from
     it, and an object whose desired digest and live content are as `verified` last time
@@ -293,52 +304,49 @@ async def dry_run(
         kinds = {i.resource.api_version + i.resource.plural: i.resource for i in items}
         await cache.wait_synced(list(kinds.values()), timeout=CACHE_SYNC_TIMEOUT)
     plan_one = functools.partial(_plan_one, client, force=force, cache=cache, verified=verified or {})
-    await _each_or_fail(concurrency, plan_one, items)
+    return await _each_or_fail(concurrency, plan_one, items)
 
 
 async def _plan_one(
     client: kube.Client, item: Item, *, force: bool, cache: watchcache.LiveCache | None, verified: Verified
-) -> None:
+) -> Planned:
     meta = item.obj["metadata"]
     live = watchcache.UNKNOWN
     if cache is not None:
         cache.ensure(item.resource)
         live = cache.get(item.resource, meta.get("namespace"), meta["name"])
-    item.live = (
-        await client.get(item.resource, meta.get("namespace"), meta["name"]) if live is watchcache.UNKNOWN else live
-    )
-    if item.live is not None and item.left_alone:
-        return
-    if item.live is not None and verified.get(item.entry.id) == (item.digest, fingerprint.of(item.live)):
-        item.result = item.live
+    if live is watchcache.UNKNOWN:
+        live = await client.get(item.resource, meta.get("namespace"), meta["name"])
+    if live is not None and Planned(item, live).left_alone:
+        return Planned(item, live)
+    if live is not None and verified.get(item.entry.id) == (item.digest, fingerprint.of(live)):
         metrics.DRY_RUNS_SKIPPED.inc()
-        return
+        return Planned(item, live, result=live)
     try:
-        item.result = await client.apply(item.resource, item.obj, dry_run=True)
+        result = await client.apply(item.resource, item.obj, dry_run=True)
     except kube.ApiError as e:
-        if item.live is not None and _immutable(e) and (force or _force_annotated(item)):
-            item.recreate = True
-            return
+        if live is not None and _immutable(e) and (force or _force_annotated(item.obj, live)):
+            return Planned(item, live, recreate=True)
         raise
-    if item.live is None and (item.result.get("metadata") or {}).get("resourceVersion"):
+    if live is None and (result.get("metadata") or {}).get("resourceVersion"):
         # It exists, without pullsync's labels (the live cache sees labelled objects only).
-        item.live = await client.get(item.resource, meta.get("namespace"), meta["name"])
-        if item.live is not None and item.left_alone:
-            item.result = None
-            return
-    item.patch = jsonpatch.make_patch(fingerprint.normalise(item.live or {}), fingerprint.normalise(item.result)).patch
+        live = await client.get(item.resource, meta.get("namespace"), meta["name"])
+        if live is not None and Planned(item, live).left_alone:
+            return Planned(item, live)
+    patch = jsonpatch.make_patch(fingerprint.normalise(live or {}), fingerprint.normalise(result)).patch
+    return Planned(item, live, result=result, patch=patch)
 
 
-async def check_claims(items: list[Item], *, owner: tuple[str, str], operator: kube.Client) -> None:
+async def check_claims(planned: list[Planned], *, owner: tuple[str, str], operator: kube.Client) -> None:
     """PlanError if a live object belongs to another Sync that still exists: two Syncs
     must not apply one object (each would relabel it at the other's every event). An
     object left behind by a deleted Sync (`prune: false`) is taken over."""
     claimed: dict[tuple[str, str], list[Item]] = {}
-    for item in items:
-        labels = ((item.live or {}).get("metadata") or {}).get("labels") or {}
+    for p in planned:
+        labels = ((p.live or {}).get("metadata") or {}).get("labels") or {}
         other = (labels.get(api.LABEL_NAMESPACE), labels.get(api.LABEL_NAME))
         if other[0] and other[1] and other != owner:
-            claimed.setdefault((str(other[0]), str(other[1])), []).append(item)
+            claimed.setdefault((str(other[0]), str(other[1])), []).append(p.item)
     conflicts = []
     for (namespace, name), taken in claimed.items():
         if await operator.get(kube.SYNCS, namespace, name) is not None:
@@ -370,12 +378,14 @@ async def probe_new_namespaces(client: kube.Client, items: list[Item], *, namesp
     await _each_or_fail(concurrency, probe, probes)
 
 
-async def _each_or_fail(concurrency: int, check: Callable[[Item], Awaitable[None]], items: list[Item]) -> None:
-    """`check` every item, `concurrency` at a time; one PlanError naming all that failed."""
+async def _each_or_fail(concurrency: int, check: Callable[[Item], Awaitable[T]], items: list[Item]) -> list[T]:
+    """`check` every item, `concurrency` at a time; their results, or one PlanError naming
+    all that failed."""
     results = await bounded(concurrency, (functools.partial(check, item) for item in items))
     failures = [(item, error) for item, error in zip(items, results, strict=True) if isinstance(error, BaseException)]
     if failures:
         raise _summarise(failures)
+    return results
 
 
 def _immutable(error: kube.ApiError) -> bool:
@@ -383,8 +393,8 @@ def _immutable(error: kube.ApiError) -> bool:
     return error.status == 422 and any(w in error.message for w in ("immutable", "may not change once set"))
 
 
-def _force_annotated(item: Item) -> bool:
-    for obj in (item.obj, item.live or {}):
+def _force_annotated(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    for obj in (desired, live):
         if (obj.get("metadata", {}).get("annotations") or {}).get(api.ANNOTATION_FORCE) == "enabled":
             return True
     return False

@@ -73,10 +73,10 @@ class Turn:
         """The result of a turn that ended early. The inventory keeps every object that
         this turn may have written (and, from the prune on, the whole desired set), so a
         later prune or the Sync's deletion finds them."""
-        done = self.writes.done
+        done = self.writes.applied()
         if done and outcome is None:
-            message += f" (applied before the failure: {', '.join(i.entry.describe() for i in done)})"
-        touched = [i.entry for i in self.writes.begun] + self.desired
+            message += f" (applied before the failure: {', '.join(p.item.entry.describe() for p in done)})"
+        touched = [p.item.entry for p in self.writes.begun] + self.desired
         return Result(
             outcome or Outcome.failure(reason, message),
             revision=self.revision,
@@ -275,18 +275,20 @@ class SyncLoop:
         cache = self.services.live if client is self.services.client else None
         try:
             docs = await self.build(turn, artifact, spec)
-            items = await self.validate(turn, client, cache, docs, spec)
-            await self.apply_staged(turn, client, cache, items, spec)
+            items, planned = await self.validate(turn, client=client, cache=cache, docs=docs, spec=spec)
+            planned += await self.apply_staged(
+                turn, client=client, cache=cache, items=items, planned=planned, spec=spec
+            )
         except manifests.RenderError as e:
             return turn.failed(e.reason, str(e))
         except (plan.PlanError, apply.ApplyError) as e:
             return turn.failed(e.reason, str(e), transient=e.transient)
-        self.remember(items, cache)
-        pruned = await self.prune_stale(turn, client, cache, items, spec)
-        changes = [f"{i.entry.describe()} {self.verb(i)}" for i in turn.writes.done] + [
+        self.remember(planned, turn.writes, cache)
+        pruned = await self.prune_stale(turn, client=client, cache=cache, items=items, spec=spec)
+        changes = [f"{p.item.entry.describe()} {self.verb(p)}" for p in turn.writes.applied()] + [
             f"{e.describe()} pruned" for e in pruned.pruned
         ]
-        summary = summarise(len(items), [i for i in items if i.changed], pruned.pruned)
+        summary = summarise(len(items), [p for p in planned if p.changed], pruned.pruned)
         entries = [i.entry for i in items] + pruned.kept
         if pruned.failures:
             outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
@@ -313,13 +315,16 @@ class SyncLoop:
     async def validate(
         self,
         turn: Turn,
+        *,
         client: kube.Client,
         cache: watchcache.LiveCache | None,
         docs: list[manifests.Document],
         spec: api.SyncSpec,
-    ) -> list[plan.Item]:
-        """Pair each document with its live object and dry-run it (stage 1 first: what
-        depends on a changed CRD or role waits for it); check ownership and new namespaces."""
+    ) -> tuple[list[plan.Item], list[plan.Planned]]:
+        """Pair each document with where it lives, then plan it against its live object by
+        a dry-run (stage 1 first: what depends on a changed CRD or role waits for it); check
+        ownership and new namespaces. Returns every item, and the plans of those that did
+        not wait for stage 1."""
         turn.stage = "validate"
         concurrency = self.services.config.max_concurrency
         items = await plan.prepare(
@@ -329,42 +334,52 @@ class SyncLoop:
             operator=self.services.client,
             cache=cache,
         )
+        planned: list[plan.Planned] = []
         for stage in (1, 2):
             ready = [i for i in items if i.stage == stage and not i.deferred]
-            await plan.dry_run(
+            planned += await plan.dry_run(
                 client, ready, force=spec.force, concurrency=concurrency, cache=cache, verified=self.verified
             )
             if stage == 1:
-                plan.defer_dependents(items)
-        await plan.check_claims(items, owner=(self.namespace, self.name), operator=self.services.client)
+                plan.defer_dependents(items, planned)
+        await plan.check_claims(planned, owner=(self.namespace, self.name), operator=self.services.client)
         await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=concurrency)
-        return items
+        return items, planned
 
     async def apply_staged(
         self,
         turn: Turn,
+        *,
         client: kube.Client,
         cache: watchcache.LiveCache | None,
         items: list[plan.Item],
+        planned: list[plan.Planned],
         spec: api.SyncSpec,
-    ) -> None:
-        """Stage 1, its CRDs Established, then what waited for it (dry-run now), then the rest."""
+    ) -> list[plan.Planned]:
+        """Stage 1, its CRDs Established, then what waited for it (planned now: returned),
+        then the rest."""
         turn.stage = "apply"
         concurrency = self.services.config.max_concurrency
-        first = [i for i in items if i.stage == 1 and not i.deferred]
+        first = [p for p in planned if p.item.stage == 1]
         await apply.apply(client, first, concurrency=concurrency, writes=turn.writes)
         await apply.wait_established(client, turn.writes.done, timeout=spec.timeout)  # only CRDs written now
-        deferred = [i for i in items if i.deferred]
-        await plan.dry_run(
-            client, deferred, force=spec.force, concurrency=concurrency, cache=cache, verified=self.verified
+        deferred = await plan.dry_run(
+            client,
+            [i for i in items if i.deferred],
+            force=spec.force,
+            concurrency=concurrency,
+            cache=cache,
+            verified=self.verified,
         )
         await plan.check_claims(deferred, owner=(self.namespace, self.name), operator=self.services.client)
-        rest = [i for i in items if i.stage == 2 or i.deferred]
+        rest = [p for p in planned if p.item.stage == 2] + deferred
         await apply.apply(client, rest, concurrency=concurrency, writes=turn.writes)
+        return deferred
 
     async def prune_stale(
         self,
         turn: Turn,
+        *,
         client: kube.Client,
         cache: watchcache.LiveCache | None,
         items: list[plan.Item],
@@ -400,23 +415,25 @@ class SyncLoop:
             self.rendered = (key, json.dumps([dataclasses.asdict(d) for d in docs]))
         return [manifests.Document(**d) for d in json.loads(self.rendered[1])]
 
-    def remember(self, items: list[plan.Item], cache: watchcache.LiveCache | None) -> None:
-        """Record what every object is now, so the next reconcile can skip unchanged ones
-        and the live cache can tell pullsync's own writes from drift."""
+    def remember(self, planned: list[plan.Planned], writes: apply.Writes, cache: watchcache.LiveCache | None) -> None:
+        """Record what every object is now (as written, or as planned when unchanged), so
+        the next reconcile can skip unchanged ones and the live cache can tell pullsync's
+        own writes from drift."""
         self.verified = {}
-        for item in items:
-            if item.result is None or item.left_alone:
+        for p in planned:
+            now = writes.results.get(p.item.entry.id, p.result)
+            if now is None or p.left_alone:
                 continue
-            content = fingerprint.of(item.result)
-            self.verified[item.entry.id] = (item.digest, content)
+            content = fingerprint.of(now)
+            self.verified[p.item.entry.id] = (p.item.digest, content)
             if cache is not None:
-                cache.note(item.resource, item.result, content, (self.namespace, self.name))
+                cache.note(p.item.resource, now, content, (self.namespace, self.name))
 
     @staticmethod
-    def verb(item: plan.Item) -> str:
-        if item.recreate:
+    def verb(planned: plan.Planned) -> str:
+        if planned.recreate:
             return "recreated"
-        return "created" if item.live is None else "configured"
+        return "created" if planned.live is None else "configured"
 
     async def finish(self, body: Mapping[str, Any], result: Result, *, requested: str | None = None) -> None:
         """The one place that writes status and events."""
@@ -462,13 +479,13 @@ class SyncLoop:
             self.events.recovered()
 
 
-def summarise(objects: int, changed: list[plan.Item], pruned: list[inventory.Entry]) -> dict[str, int]:
+def summarise(objects: int, changed: list[plan.Planned], pruned: list[inventory.Entry]) -> dict[str, int]:
     """`status.plan`: what one reconcile changed (or, when it failed, wrote before that)."""
     return {
         "objects": objects,
         "changed": len(changed),
-        "operations": sum(len(i.patch) + int(i.recreate) for i in changed),
-        "created": sum(1 for i in changed if i.live is None),
+        "operations": sum(len(p.patch) + int(p.recreate) for p in changed),
+        "created": sum(1 for p in changed if p.live is None),
         "pruned": len(pruned),
     }
 
