@@ -1,0 +1,60 @@
+"""How a reconcile that ends early is recorded: every object whose write began is in the
+inventory, what was done is named in apply order, and only failures caused by the API
+server's state are retried soon."""
+
+import pytest
+
+from pullsync import kube
+from pullsync.render.manifests import Document
+from pullsync.sync import apply, inventory, plan, reconcile
+
+CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
+NAMESPACES = kube.Resource("", "v1", "Namespace", "namespaces", False)
+
+
+def planned(kind: str, name: str, path: str, *, live: bool = False) -> plan.Planned:
+    meta = {"name": name} if kind == "Namespace" else {"name": name, "namespace": "team"}
+    obj = {"apiVersion": "v1", "kind": kind, "metadata": meta}
+    resource = NAMESPACES if kind == "Namespace" else CONFIGMAPS
+    return plan.Planned(plan.Item(Document(path, 1, obj), resource), obj if live else None, result=obj)
+
+
+def test_a_turn_that_ends_early_keeps_every_write_begun_in_the_inventory() -> None:
+    old = [inventory.Entry("team_old__ConfigMap", "v1")]
+    turn = reconcile.Turn("main@sha1:abc", old)
+    done, in_flight = planned("Namespace", "team", "ns.yaml"), planned("ConfigMap", "c", "cm.yaml")
+    turn.writes.begun += [done, in_flight]
+    turn.writes.done.append(done)
+
+    result = turn.failed("ApplyFailed", "timed out after 2s during apply (spec.timeout)")
+
+    assert result.entries is not None
+    assert {e.id for e in result.entries} == {"team_old__ConfigMap", "_team__Namespace", "team_c__ConfigMap"}
+    assert result.outcome.message.endswith("(applied before the failure: Namespace/team)")
+    assert result.plan == {"objects": 0, "changed": 1, "operations": 0, "created": 1, "pruned": 0}
+
+
+def test_a_turn_that_wrote_nothing_keeps_the_old_inventory() -> None:
+    result = reconcile.Turn("main@sha1:abc", []).failed("ValidationFailed", "cm.yaml (document 1): refused")
+    assert result.entries is None
+    assert result.outcome.message == "cm.yaml (document 1): refused"
+
+
+def test_writes_are_named_in_apply_order_not_in_order_of_completion() -> None:
+    writes = apply.Writes()
+    writes.done += [planned("ConfigMap", "b", "b.yaml"), planned("ConfigMap", "a", "a.yaml")]
+    writes.done.append(planned("Namespace", "team", "z.yaml"))
+    assert [p.item.entry.describe() for p in writes.applied()] == [
+        "Namespace/team",
+        "ConfigMap/team/a",
+        "ConfigMap/team/b",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(0, True), (429, True), (500, True), (503, True), (400, False), (403, False), (404, False), (422, False)],
+)
+def test_only_the_api_servers_state_is_a_transient_failure(status: int, transient: bool) -> None:
+    error = kube.ApiError(status, {"message": "x"}, verb="patch", path="/x")
+    assert kube.transient(error) is transient
