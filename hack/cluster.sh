@@ -6,7 +6,8 @@
 #
 #   hack/cluster.sh deps     install the Debian packages the build and the run need
 #   hack/cluster.sh build    build kube-apiserver and kube-controller-manager (cached)
-#   hack/cluster.sh up       start everything (idempotent), print the kubeconfig path
+#   hack/cluster.sh up       start everything (idempotent; with etcd still running, only what
+#                            stopped), print the kubeconfig path
 #   hack/cluster.sh down     stop what `up` started (by pid)
 #   hack/cluster.sh status   say whether the API server answers
 #
@@ -143,12 +144,50 @@ KC
   chmod 600 "$1"
 }
 
+start_apiserver() {
+  log "starting kube-apiserver on 127.0.0.1:$API_PORT"
+  "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$CLUSTER_DIR/pki/apiserver.crt" --tls-private-key-file "$CLUSTER_DIR/pki/apiserver.key" \
+    --cert-dir "$CLUSTER_DIR/pki" \
+    --token-auth-file "$CLUSTER_DIR/tokens.csv" --authorization-mode RBAC \
+    --service-account-key-file "$CLUSTER_DIR/pki/sa.pub" \
+    --service-account-signing-key-file "$CLUSTER_DIR/pki/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --audit-policy-file "$CLUSTER_DIR/audit-policy.yaml" --audit-log-path "$CLUSTER_DIR/audit.log" \
+    --audit-log-maxsize 200 --audit-log-maxbackup 1 \
+    >>"$CLUSTER_DIR/kube-apiserver.log" 2>&1 &
+  echo $! >"$CLUSTER_DIR/kube-apiserver.pid"
+  wait_for 60 kube-apiserver ready
+}
+
+start_controller_manager() {
+  log "starting kube-controller-manager"
+  "$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG_OUT" \
+    --bind-address 127.0.0.1 --secure-port 0 --port 0 --leader-elect=false \
+    --service-account-private-key-file "$CLUSTER_DIR/pki/sa.key" --root-ca-file "$CLUSTER_DIR/pki/ca.crt" \
+    --use-service-account-credentials=false \
+    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-csrsigning' \
+    >>"$CLUSTER_DIR/kube-controller-manager.log" 2>&1 &
+  echo $! >"$CLUSTER_DIR/kube-controller-manager.pid"
+}
+
 up() {
   build
   command -v etcd >/dev/null || deps
   mkdir -p "$CLUSTER_DIR" && chmod 700 "$CLUSTER_DIR"
   if running kube-apiserver && ready; then
     log "already running"; echo "$KUBECONFIG_OUT"; return 0
+  fi
+  if running etcd && [ -f "$CLUSTER_DIR/tokens.csv" ]; then
+    # Only the API server (or the controller manager) stopped: start it again on the same
+    # etcd, as after an API server restart in a real cluster.
+    running kube-apiserver || start_apiserver
+    running kube-controller-manager || start_controller_manager
+    wait_for 60 kube-apiserver ready
+    log "ready"; echo "$KUBECONFIG_OUT"; return 0
   fi
   down_quiet
   for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT"; do
@@ -181,31 +220,8 @@ up() {
   echo $! >"$CLUSTER_DIR/etcd.pid"
   wait_for 30 etcd curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
 
-  log "starting kube-apiserver on 127.0.0.1:$API_PORT"
-  "$BIN/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-    --tls-cert-file "$CLUSTER_DIR/pki/apiserver.crt" --tls-private-key-file "$CLUSTER_DIR/pki/apiserver.key" \
-    --cert-dir "$CLUSTER_DIR/pki" \
-    --token-auth-file "$CLUSTER_DIR/tokens.csv" --authorization-mode RBAC \
-    --service-account-key-file "$CLUSTER_DIR/pki/sa.pub" \
-    --service-account-signing-key-file "$CLUSTER_DIR/pki/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --audit-policy-file "$CLUSTER_DIR/audit-policy.yaml" --audit-log-path "$CLUSTER_DIR/audit.log" \
-    --audit-log-maxsize 200 --audit-log-maxbackup 1 \
-    >"$CLUSTER_DIR/kube-apiserver.log" 2>&1 &
-  echo $! >"$CLUSTER_DIR/kube-apiserver.pid"
-  wait_for 60 kube-apiserver ready
-
-  log "starting kube-controller-manager"
-  "$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG_OUT" \
-    --bind-address 127.0.0.1 --secure-port 0 --port 0 --leader-elect=false \
-    --service-account-private-key-file "$CLUSTER_DIR/pki/sa.key" --root-ca-file "$CLUSTER_DIR/pki/ca.crt" \
-    --use-service-account-credentials=false \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-csrsigning' \
-    >"$CLUSTER_DIR/kube-controller-manager.log" 2>&1 &
-  echo $! >"$CLUSTER_DIR/kube-controller-manager.pid"
+  start_apiserver
+  start_controller_manager
   log "ready"
   echo "$KUBECONFIG_OUT"
 }

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from support import wait
-from support.cluster import OPERATOR_SERVICE_ACCOUNT, ROOT, Cluster, token_kubeconfig
+from support.cluster import OPERATOR_SERVICE_ACCOUNT, ROOT, Cluster
 from support.git import HttpGitServer, SshGitServer
-from support.helm import CHART, helm
+from support.helm import chart_identity
 from support.operator import Operator
 
 
@@ -30,10 +30,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     release installed with no replicas; never system:masters), watching the namespaces of
     the `namespace` fixture (`test-*`): other tests run operators of their own (namespaced
     mode, leader election) in namespaces named otherwise."""
-    namespace, release = OPERATOR_SERVICE_ACCOUNT.split(":")[2:]
-    helm("upgrade", "--install", release.removesuffix("-pullsync"), str(CHART), "-n", namespace,
-         "--create-namespace", "--set", "replicas=0", env=cluster.env())  # fmt: skip
-    kubeconfig = token_kubeconfig(cluster, namespace, release, tmp_path_factory.mktemp("operator"))
+    kubeconfig, user = chart_identity(cluster, tmp_path_factory.mktemp("operator"), "e2e")
+    assert user == OPERATOR_SERVICE_ACCOUNT
     op = Operator(kubeconfig, namespaces=("test-*",)).start()
     yield op
     op.stop()

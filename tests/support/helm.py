@@ -7,7 +7,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from support.cluster import ROOT
+from support.cluster import ROOT, Cluster, token_kubeconfig
 
 HELM = str(Path(sys.executable).parent / "helm")
 CHART = ROOT / "charts" / "pullsync"
@@ -31,3 +31,13 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind]
     assert len(found) == 1, [o["kind"] for o in objects]
     return found[0]
+
+
+def chart_identity(cluster: Cluster, directory: Path, release: str) -> tuple[Path, str]:
+    """Install the chart as `release` with no replicas; a kubeconfig with its ServiceAccount's
+    token, and that identity's user name: an operator run with it has the RBAC users get."""
+    namespace = f"pullsync-{release}"
+    helm("upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", "--set", "replicas=0",
+         env=cluster.env())  # fmt: skip
+    account = f"{release}-pullsync"
+    return token_kubeconfig(cluster, namespace, account, directory), f"system:serviceaccount:{namespace}:{account}"

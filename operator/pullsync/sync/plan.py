@@ -146,12 +146,22 @@ def defer_dependents(items: list[Item], stage1: list[Planned]) -> None:
 
 async def bounded(limit: int, tasks: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
     """Run `tasks` (each started only when its turn comes) with at most `limit` in flight;
-    results (or exceptions) in order."""
+    results (or exceptions) in order. Once one fails for the API server's state (no
+    answer, 429, 5xx), those not started yet are not sent: they fail with the same error
+    (a struggling server gets no pile of requests that would fail too)."""
     semaphore = asyncio.Semaphore(limit)
+    halted: list[BaseException] = []
 
     async def one(task: Callable[[], Awaitable[Any]]) -> Any:
         async with semaphore:
-            return await task()
+            if halted:
+                raise halted[0]
+            try:
+                return await task()
+            except kube.ApiError as e:
+                if kube.transient(e):
+                    halted.append(e)
+                raise
 
     return await asyncio.gather(*(one(t) for t in tasks), return_exceptions=True)
 
