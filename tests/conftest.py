@@ -4,6 +4,7 @@ session-wide (one of each per run); every e2e test gets its own namespace."""
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,14 +26,20 @@ def cluster() -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """The operator in this process with the identity and the RBAC the chart gives it (a
-    release installed with no replicas; never system:masters), watching the namespaces of
-    the `namespace` fixture (`test-*`): other tests run operators of their own (namespaced
-    mode, leader election) in namespaces named otherwise."""
+def operator_kubeconfig(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The identity and the RBAC the chart gives the operator (a release installed with no
+    replicas): every operator of the e2e tests runs with it, never as system:masters."""
     kubeconfig, user = chart_identity(cluster, tmp_path_factory.mktemp("operator"), "e2e")
     assert user == OPERATOR_SERVICE_ACCOUNT
-    op = Operator(kubeconfig, namespaces=("test-*",)).start()
+    return kubeconfig
+
+
+@pytest.fixture(scope="session")
+def operator(operator_kubeconfig: Path) -> Iterator[Operator]:
+    """The operator in this process, watching the namespaces of the `namespace` fixture
+    (`test-*`): other tests run operators of their own (namespaced mode, leader election)
+    in namespaces named otherwise."""
+    op = Operator(operator_kubeconfig, namespaces=("test-*",)).start()
     yield op
     op.stop()
 

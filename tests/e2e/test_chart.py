@@ -137,14 +137,14 @@ def ready_one(replicas: list[OperatorProcess]) -> int:
 
 
 def test_two_replicas_one_reconciles_and_the_other_takes_over(
-    cluster: Cluster, git_http: HttpGitServer, apps: list[str]
+    cluster: Cluster, git_http: HttpGitServer, apps: list[str], operator_kubeconfig: Path
 ) -> None:
     app = apps[0]
     source = Source(cluster, app, git_http)
     first = source.push({"cm.yaml": m.configmap("cm", "v1")})
     create_sync(cluster, app)
     args = elected(app)
-    replicas = [OperatorProcess(cluster.kubeconfig, *args) for _ in range(2)]
+    replicas = [OperatorProcess(operator_kubeconfig, *args) for _ in range(2)]
     try:
         wait.until(lambda: lease_holder(cluster, app), what="a leader")
         wait_applied(cluster, app, first)

@@ -3,6 +3,7 @@ server with the field named, printer columns, and the operator process itself.""
 
 import secrets
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -130,10 +131,12 @@ def test_valid_objects_get_defaults_and_printer_columns(cluster: Cluster, namesp
     assert header == ["NAME", "URL", "READY", "REVISION", "AGE", "STATUS"]
 
 
-def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(cluster: Cluster) -> None:
+def test_the_operator_process_serves_health_marks_status_and_stops_on_sigterm(
+    cluster: Cluster, operator_kubeconfig: Path
+) -> None:
     namespace = f"proc-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
-    process = OperatorProcess(cluster.kubeconfig, "--namespace", namespace)
+    process = OperatorProcess(operator_kubeconfig, "--namespace", namespace)
     try:
         process.wait_ready()
         assert process.probe("/healthz") == 200
