@@ -98,8 +98,14 @@ def test_a_crd_deleted_by_hand_comes_back_with_its_objects_at_once(
         return widget
 
     wait.until(back, timeout=20, what="the CRD and its object re-created")
-    ready = condition(wait_applied(cluster, namespace, commit))
-    assert ready["reason"] == "Succeeded"
+
+    def reported() -> bool:  # by the reconcile that re-created them, as the first one did
+        events = [e["message"] for e in cluster.events(namespace) if e["reason"] == "ReconciliationSucceeded"]
+        assert sum(f"Widget/{namespace}/gizmo created" in e for e in events) == 2, events
+        return True
+
+    wait.until(reported, timeout=10, what="the re-creation reported")
+    assert condition(get_sync(cluster, namespace))["status"] == "True"
     path = f"/apis/{group}/v1/namespaces/{namespace}/widgets/gizmo"  # its watch is back: drift is seen at once
     cluster.api("PATCH", path, {"spec": {"size": 99}}, content_type="application/merge-patch+json")
     wait.until(lambda: (cluster.get(path) or {}).get("spec", {}).get("size") == 3, timeout=10, what="drift reverted")

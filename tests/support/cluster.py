@@ -5,13 +5,16 @@
 """
 
 import base64
+import datetime
 import json
 import os
+import secrets
 import ssl
 import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -157,25 +160,38 @@ OPERATOR_SERVICE_ACCOUNT = "system:serviceaccount:pullsync-e2e:e2e-pullsync"
 
 
 class AuditLog:
-    """The API server's audit log: which requests the operator's identity made, and when."""
+    """The API server's audit log: which requests the operator's identity made, and when.
+    The API server rotates it; what was logged since `mark()` is read across a rotation."""
 
     def __init__(self, path: Path, user: str = OPERATOR_SERVICE_ACCOUNT) -> None:
         self.path = path
         self.user = user
+        self.inode = path.stat().st_ino
         self.offset = 0
 
     def mark(self) -> None:
         """Forget everything logged so far."""
-        self.offset = self.path.stat().st_size
+        stat = self.path.stat()
+        self.inode, self.offset = stat.st_ino, stat.st_size
+
+    def _text(self) -> str:
+        """What was logged since `mark()`: the rest of the file marked (renamed to
+        audit-<time>.log if it was rotated since), then the current file."""
+        marked = self.path
+        if self.path.stat().st_ino != self.inode:
+            rotated = self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}")
+            marked = next((p for p in rotated if p.stat().st_ino == self.inode), None)
+        assert marked is not None, "the audit log marked was rotated away: what was logged since mark() is gone"
+        with marked.open() as f:
+            f.seek(self.offset)
+            text = f.read()
+        return text if marked == self.path else text + self.path.read_text()
 
     def requests(self, namespace: str | None) -> list[dict[str, Any]]:
-        """Completed requests by the operator about objects in `namespace` (None: any
+        """Completed requests by the identity about objects in `namespace` (None: any
         request at all, cluster-scoped ones included) since `mark()`."""
-        with self.path.open() as f:
-            f.seek(self.offset)
-            lines = f.read().splitlines()
         found = []
-        for line in lines:
+        for line in self._text().splitlines():
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
@@ -187,6 +203,31 @@ class AuditLog:
             ):
                 found.append(event)
         return found
+
+    def complete(self, cluster: "Cluster") -> list[dict[str, Any]]:
+        """Every request of the identity since `mark()`, once the log is known to hold them
+        all: a request the tests make now (as admin) must be logged first."""
+        marker = f"/api/v1/namespaces/default/configmaps/audit-marker-{secrets.token_hex(4)}"
+        assert cluster.get(marker) is None
+        tests = AuditLog(self.path, user="admin")
+        tests.inode, tests.offset = self.inode, self.offset
+        wait.until(lambda: any(e["requestURI"] == marker for e in tests.requests(None)), timeout=10, what="a marker")
+        return self.requests(None)
+
+    @staticmethod
+    def renewed_watch(event: dict[str, Any]) -> bool:
+        """A watch that lasted its whole `timeoutSeconds`: the live cache and kopf end and
+        resume each watch every 300 s (from their resourceVersion: no LIST), whatever the
+        Syncs do. The price of the cache, not a request of a reconcile; a watch that ended
+        early (it broke) is not this."""
+        if event["verb"] != "watch":
+            return False
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(event["requestURI"]).query)
+        timeout = float(query.get("timeoutSeconds", ["inf"])[0])
+        lasted = datetime.datetime.fromisoformat(event["stageTimestamp"]) - datetime.datetime.fromisoformat(
+            event["requestReceivedTimestamp"]
+        )
+        return lasted.total_seconds() >= timeout - 1
 
     @staticmethod
     def writes(events: list[dict[str, Any]]) -> list[str]:

@@ -192,7 +192,8 @@ class HttpGitServer:
         return sum(1 for _, path in self.requests if path.startswith(f"/{name}.git/"))
 
     def listings(self, name: str) -> int:
-        """How many ref listings (GET info/refs: one per poll) reached `name`."""
+        """How many ref listings (GET info/refs) reached `name`: two per poll with a password
+        (libgit2 asks without it first, and is answered 401)."""
         return sum(1 for method, path in self.requests if method == "GET" and path.startswith(f"/{name}.git/info/refs"))
 
     def fetches(self, name: str) -> int:

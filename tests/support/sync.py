@@ -129,3 +129,25 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmaps}}
 subjects: [{{kind: ServiceAccount, name: {account}, namespace: {namespace}}}]
 """,
     )
+
+
+def wait_others_finalized(cluster: Cluster, namespace: str) -> None:
+    """The session operator serves every `test-*` namespace, and earlier tests' namespaces
+    are deleted without waiting: finalizing their Syncs (pruning, with the same identity)
+    goes on for a while. Wait until no pullsync object but this test's is being deleted."""
+
+    def settled() -> bool:
+        namespaces = (cluster.get("/api/v1/namespaces") or {}).get("items", [])
+        terminating = {n["metadata"]["name"] for n in namespaces if n["status"].get("phase") == "Terminating"}
+        busy = [
+            f"{item['kind']} {ns}/{item['metadata']['name']}"
+            for plural in ("syncs", "gitrepositories")
+            for item in (cluster.get(f"/apis/pullsync.dev/v1alpha1/{plural}") or {}).get("items", [])
+            if (ns := item["metadata"]["namespace"]) != namespace
+            and ns.startswith("test-")
+            and (ns in terminating or item["metadata"].get("deletionTimestamp"))
+        ]
+        assert not busy, f"the operator still has to finalize {busy}"
+        return True
+
+    wait.until(settled, timeout=60, what="earlier tests' Syncs finalized")

@@ -11,6 +11,8 @@ def test_a_list_is_cut_between_items_and_says_how_many_more() -> None:
     kept = text.splitlines()[:-1]
     assert kept == lines[: len(kept)]
     assert text.splitlines()[-1] == f"... and {100 - len(kept)} more"
+    one_more = "\n".join([*lines[: len(kept) + 1], f"... and {100 - len(kept) - 1} more"])
+    assert len(one_more) > events.LIMIT  # as many whole lines as fit
     assert events.fit(lines[:3]) == "\n".join(lines[:3])
 
 

@@ -1,6 +1,8 @@
 """The live cache: what a re-list finds changed or gone is drift, as an event would be."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pullsync import kube
@@ -10,13 +12,23 @@ CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
 
 
 class Listing:
-    """A stand-in for the API client's LIST (the rest of the cache is not used here)."""
+    """A stand-in for the API client: a LIST of `items`, then a watch that stays quiet."""
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
+        self.lists = 0
 
     async def list(self, resource: kube.Resource, namespace: str | None, *, selector: str | None) -> dict[str, Any]:
+        self.lists += 1
         return {"metadata": {"resourceVersion": "7"}, "items": self.items}
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, *, params: dict[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+        async def quiet() -> AsyncIterator[bytes]:
+            await asyncio.Event().wait()  # until the cache is closed
+            yield b""
+
+        yield quiet()
 
 
 def cm(name: str, value: str) -> dict[str, Any]:
@@ -30,7 +42,12 @@ def test_a_relist_wakes_the_syncs_whose_objects_changed_or_vanished() -> None:
     for name, sync in (("same", "a"), ("changed", "b"), ("gone", "c")):
         obj = {"apiVersion": "v1", "kind": "ConfigMap", **cm(name, "1")}
         cache.note(CONFIGMAPS, obj, fingerprint.of(obj), ("n", sync))
-    rid = "v1/configmaps"
-    asyncio.run(cache._list(CONFIGMAPS, rid, "pullsync.dev/name", None))
+
+    async def watch_then_close() -> None:
+        await cache.wait_synced([CONFIGMAPS], timeout=5)  # starts the watch: it lists first
+        await cache.close()
+
+    asyncio.run(watch_then_close())
+    assert client.lists == 1
     assert sorted(woken) == [("n", "b"), ("n", "c")]
     assert cache.get(CONFIGMAPS, "n", "same")["kind"] == "ConfigMap"  # listed items get their kind
