@@ -210,6 +210,7 @@ up() {
   kubeconfig "$KUBECONFIG_OUT" "$(cat "$CLUSTER_DIR/admin.token")" admin
   kubeconfig "$CLUSTER_DIR/operator.kubeconfig" "$(cat "$CLUSTER_DIR/operator.token")" pullsync-operator
 
+  : >"$CLUSTER_DIR/kube-apiserver.log"; : >"$CLUSTER_DIR/kube-controller-manager.log"  # appended to on restarts
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
   etcd --name pullsync --data-dir "$CLUSTER_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \

@@ -47,6 +47,12 @@ class ApiError(Exception):
         super().__init__(f"{verb} {path}: {self.message}")
 
 
+def unavailable(error: BaseException) -> bool:
+    """The whole API server is out of reach or refusing everyone for now (no answer, 429,
+    503), as opposed to one request failing (a webhook's 500 is about that object)."""
+    return isinstance(error, ApiError) and error.status in (0, 429, 503)
+
+
 def transient(error: BaseException) -> bool:
     """An error that says nothing about the request, only about the server's state right
     now (no answer, throttled, 5xx): worth a retry soon."""
@@ -435,7 +441,7 @@ class Client:
             "source": {"component": "pullsync"},
             "reportingComponent": "pullsync",
         }
-        with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(ApiError):
             await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
 
 

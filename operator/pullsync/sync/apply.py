@@ -25,7 +25,7 @@ CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "
 
 class ApplyError(Exception):
     """Some writes failed; `reason` is a condition reason; `transient` when only the
-    server's state (no answer, 5xx) made them fail."""
+    server's state (no answer, 429, 5xx) made them fail."""
 
     def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
         self.reason = reason
@@ -38,7 +38,7 @@ class Writes:
     """What one reconcile has written so far, kept by its caller: read when the reconcile
     ends early (an error, its timeout), so that nothing written is ever forgotten."""
 
-    begun: list[Planned] = dataclasses.field(default_factory=list)  # the request was sent (done or not)
+    begun: list[Planned] = dataclasses.field(default_factory=list)  # about to be sent (maybe done, maybe not)
     done: list[Planned] = dataclasses.field(default_factory=list)
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # id -> the object written
 
@@ -106,6 +106,7 @@ class PruneResult:
     pruned: list[inventory.Entry] = dataclasses.field(default_factory=list)
     kept: list[inventory.Entry] = dataclasses.field(default_factory=list)  # still ours, delete failed
     failures: list[str] = dataclasses.field(default_factory=list)
+    transient: bool = False  # every failure was the API server's state (no answer, 429, 5xx)
 
 
 async def prune(
@@ -121,11 +122,13 @@ async def prune(
     order (custom resources before their CRD, Namespaces last). Deletions by pullsync are
     not drift: the live cache is told before each one."""
     result = PruneResult()
+    outcomes_all: list[Any] = []
     labels = api.owner_labels(sync_name, sync_namespace)
     for api_version in {e.v for e in stale}:  # a version may have left the server since it was applied
         client.discovery.forget(api_version)
     for batch in waves(stale, key=lambda e: -rank(e.kind)):
         outcomes = await bounded(concurrency, (functools.partial(_prune_one, client, e, labels, cache) for e in batch))
+        outcomes_all += outcomes
         for entry, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 result.kept.append(entry)
@@ -133,6 +136,8 @@ async def prune(
             elif outcome:
                 result.pruned.append(entry)
                 metrics.OBJECTS_PRUNED.inc()
+    errors = [o for o in outcomes_all if isinstance(o, BaseException)]
+    result.transient = bool(errors) and all(kube.transient(e) for e in errors)
     return result
 
 

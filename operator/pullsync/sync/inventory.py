@@ -53,7 +53,8 @@ def load(status: Mapping[str, Any] | None) -> list[Entry]:
 
 
 def dump(entries: Iterable[Entry]) -> dict[str, Any]:
-    ordered = sorted(set(entries))
+    """One entry per object: where an id comes twice (its apiVersion changed), the last wins."""
+    ordered = sorted({e.id: e for e in entries}.values())
     return {"count": len(ordered), "entries": [{"id": e.id, "v": e.v} for e in ordered]}
 
 

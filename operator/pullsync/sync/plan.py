@@ -47,7 +47,7 @@ LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 class PlanError(Exception):
     """Validation failed; `reason` is a condition reason (ValidationFailed, AccessDenied, ...);
-    `transient` when only the server's state (no answer, 5xx) made it fail."""
+    `transient` when only the server's state (no answer, 429, 5xx) made it fail."""
 
     def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
         self.reason = reason
@@ -146,8 +146,8 @@ def defer_dependents(items: list[Item], stage1: list[Planned]) -> None:
 
 async def bounded(limit: int, tasks: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
     """Run `tasks` (each started only when its turn comes) with at most `limit` in flight;
-    results (or exceptions) in order. Once one fails for the API server's state (no
-    answer, 429, 5xx), those not started yet are not sent: they fail with the same error
+    results (or exceptions) in order. Once one finds the whole API server unavailable (no
+    answer, 429, 503), those not started yet are not sent: they fail with the same error
     (a struggling server gets no pile of requests that would fail too)."""
     semaphore = asyncio.Semaphore(limit)
     halted: list[BaseException] = []
@@ -159,7 +159,7 @@ async def bounded(limit: int, tasks: Iterable[Callable[[], Awaitable[Any]]]) -> 
             try:
                 return await task()
             except kube.ApiError as e:
-                if kube.transient(e):
+                if kube.unavailable(e):
                     halted.append(e)
                 raise
 

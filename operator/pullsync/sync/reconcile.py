@@ -3,9 +3,11 @@ one place that writes status.
 
 One `SyncLoop` runs per Sync. It reconciles when the spec or the requestedAt annotation
 changes, when its GitRepository publishes a new revision, every `interval` (drift
-correction) and `retryInterval` after a failure. Each step that fails returns an
-`Outcome` with its reason; nothing is written before every object that can be checked
-is validated, and the last applied revision stays in place when a new one is bad. While
+correction) and `retryInterval` after a failure. Each step records what it did in a
+`Turn` and raises with a reason when it fails; however a turn ends, `finish` writes its
+status, with every object it may have written in the inventory (written ahead, before
+the first write). Nothing is written before every object that can be checked is
+validated, and the last applied revision stays in place when a new one is bad. While
 `prune` is true the Sync holds pullsync's finalizer, and its deletion is handled by the
 same loop after the reconcile in flight: what that reconcile wrote is pruned too.
 """
@@ -69,19 +71,26 @@ class Turn:
     writes: apply.Writes = dataclasses.field(default_factory=apply.Writes)
     desired: list[inventory.Entry] = dataclasses.field(default_factory=list)  # once everything is applied
 
-    def failed(self, reason: str, message: str, outcome: Outcome | None = None, *, transient: bool = False) -> Result:
-        """The result of a turn that ended early. The inventory keeps every object that
-        this turn may have written (and, from the prune on, the whole desired set), so a
-        later prune or the Sync's deletion finds them."""
+    def failed(self, reason: str, message: str, *, transient: bool = False) -> Result:
+        """The result of a turn that a failed step, an API error or the timeout ended."""
         done = self.writes.applied()
-        if done and outcome is None:
+        if done:
             message += f" (applied before the failure: {', '.join(p.item.entry.describe() for p in done)})"
+        return self.ended(Outcome.failure(reason, message), transient=transient)
+
+    def crashed(self, error: BaseException) -> Result:
+        """The result of a turn that a bug ended: said as such."""
+        return self.ended(Outcome.unexpected(error, self.stage))
+
+    def ended(self, outcome: Outcome, *, transient: bool = False) -> Result:
+        """The inventory keeps every object that this turn may have written (and, from the
+        prune on, the whole desired set), so a later prune or the Sync's deletion finds them."""
         touched = [p.item.entry for p in self.writes.begun] + self.desired
         return Result(
-            outcome or Outcome.failure(reason, message),
+            outcome,
             revision=self.revision,
             entries=self.old + touched if touched else None,
-            plan=summarise(self.objects, done, []),  # what this attempt did, not the last success
+            plan=summarise(self.objects, self.writes.applied(), []),  # what this attempt did, not the last success
             transient=transient,
         )
 
@@ -109,7 +118,6 @@ class SyncLoop:
         self.seen: tuple[Any, ...] | None = None
         self.next_due = 0.0
         self.events = events.Recorder(services.client)
-        self.stage = "render"
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
@@ -232,7 +240,7 @@ class SyncLoop:
             await self.finish(body, Result(progressing, revision=artifact.revision))
         turn = Turn(artifact.revision, inventory.load(status))
         try:
-            result = await asyncio.wait_for(self.pipeline(turn, spec, artifact), spec.timeout)
+            result = await asyncio.wait_for(self.pipeline(turn, body, spec, artifact), spec.timeout)
         except TimeoutError:
             message = f"timed out after {spec.timeout:g}s during {turn.stage} (spec.timeout)"
             result = turn.failed(STAGE_REASONS[turn.stage], message)
@@ -241,7 +249,7 @@ class SyncLoop:
             result = turn.failed(reason, f"{turn.stage}: {e}", transient=kube.transient(e))
         except Exception as e:  # a bug: said as such, and what was written stays in the inventory
             log.exception("Sync %s/%s: unexpected error during %s", self.namespace, self.name, turn.stage)
-            result = turn.failed(api.INTERNAL_ERROR, "", Outcome.unexpected(e, turn.stage))
+            result = turn.crashed(e)
         elapsed = time.monotonic() - started
         level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
         counts = ""
@@ -267,7 +275,7 @@ class SyncLoop:
             message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
         return Result(Outcome.failure(api.SOURCE_NOT_READY, message), warn=bool(why) or self.source_waits > 1)
 
-    async def pipeline(self, turn: Turn, spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
+    async def pipeline(self, turn: Turn, body: Mapping[str, Any], spec: api.SyncSpec, artifact: bus.Artifact) -> Result:
         """Build, validate, apply (staged), prune: each step records what it did in `turn`
         and fails with a reason; nothing is written before everything checkable is valid."""
         client = acting_client(self.services, self.namespace, spec)
@@ -276,6 +284,7 @@ class SyncLoop:
         try:
             docs = await self.build(turn, artifact, spec)
             items, planned = await self.validate(turn, client=client, cache=cache, docs=docs, spec=spec)
+            await self.record_ahead(turn, body, items)
             planned += await self.apply_staged(
                 turn, client=client, cache=cache, items=items, planned=planned, spec=spec
             )
@@ -292,7 +301,14 @@ class SyncLoop:
         entries = [i.entry for i in items] + pruned.kept
         if pruned.failures:
             outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
-            return Result(outcome, revision=turn.revision, entries=entries, plan=summary, changes=changes)
+            return Result(
+                outcome,
+                revision=turn.revision,
+                entries=entries,
+                plan=summary,
+                changes=changes,
+                transient=pruned.transient,
+            )
         return Result(
             Outcome.success(f"Applied revision: {turn.revision}"),
             revision=turn.revision,
@@ -305,7 +321,10 @@ class SyncLoop:
     async def build(self, turn: Turn, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
         """The documents at the artifact's commit under spec.path; never an empty set."""
         turn.stage = "render"
-        docs = await self.render(artifact, spec)
+        try:
+            docs = await self.render(artifact, spec)
+        except (pygit2.GitError, OSError) as e:  # the cache on this host, not the repository
+            raise manifests.RenderError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
         turn.objects = len(docs)
         if not docs:
             where = f"under {spec.path!r} at {turn.revision}"
@@ -345,6 +364,19 @@ class SyncLoop:
         await plan.check_claims(planned, owner=(self.namespace, self.name), operator=self.services.client)
         await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=concurrency)
         return items, planned
+
+    async def record_ahead(self, turn: Turn, body: Mapping[str, Any], items: list[plan.Item]) -> None:
+        """Write ahead: before the first write, the inventory gets every object of the set
+        that it lacks, so that a turn cut short where no status can follow (SIGKILL, the
+        leadership lost) leaves nothing it wrote unrecorded. Only a set that brings new
+        objects costs this write."""
+        known = {e.id for e in turn.old}
+        new = [i.entry for i in items if i.entry.id not in known]
+        if not new:
+            return
+        turn.old = turn.old + new
+        applying = Outcome.progressing(f"applying revision {turn.revision}")
+        await self.finish(body, Result(applying, revision=turn.revision, entries=turn.old))
 
     async def apply_staged(
         self,
