@@ -5,14 +5,19 @@ per-object loops itself. Kopf thus never writes to pullsync's objects (no finali
 bookkeeping annotations), so operators with other scopes (`--namespace` patterns watch
 cluster-wide) never fight over an object they do not handle. The object's latest body is
 kept here for its loop to read; each event wakes the loop. A deleted object's task is
-cancelled and its loop released.
+cancelled and its loop released. `ObjectLoop` is what the loops of both controllers
+share.
 """
 
 import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pullsync.kube import events
 from pullsync.runtime import bus
+from pullsync.runtime.services import Services
+
+Body = Mapping[str, Any]
 
 
 class Loop(Protocol):
@@ -25,8 +30,37 @@ class Loop(Protocol):
         """The object is gone: let go of what the loop holds."""
 
 
+class ObjectLoop:
+    """What the loops of both controllers share: the object's identity and latest body, the
+    services, an event recorder, and the rule that a turn which did not finish (its status
+    unwritten: the API server away, a bug) is taken again at the next wake, whatever the
+    object's interval says."""
+
+    kind = ""
+
+    def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Body]) -> None:
+        self.services = services
+        self.namespace = namespace
+        self.name = name
+        self.body = body
+        self.key: bus.Key = (self.kind, namespace, name)
+        self.seen: tuple[Any, ...] | None = None  # what the last finished turn acted on
+        self.next_due = 0.0
+        self.events = events.Recorder(services.client)
+
+    async def __call__(self) -> float:
+        try:
+            return await self.take_turn()
+        except BaseException:
+            self.seen = None
+            raise
+
+    async def take_turn(self) -> float:
+        """One turn; seconds until the next."""
+        raise NotImplementedError
+
+
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the loops to stop
-Body = Mapping[str, Any]
 Factory = Callable[[str, str, Callable[[], Body]], Loop]  # (namespace, name, latest body) -> loop
 
 

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from pullsync import api, kube
 from pullsync.api import clock, conditions
-from pullsync.kube import events, watchcache
-from pullsync.runtime import bus, config, metrics
+from pullsync.kube import watchcache
+from pullsync.runtime import bus, config, loops, metrics
 from pullsync.runtime.services import Services
 from pullsync.source import git, urlpolicy
 from pullsync.source.gitauth import Credentials, GitFailure, redact_url
@@ -27,27 +27,15 @@ KIND = "GitRepository"
 T = TypeVar("T")
 
 
-class RepositoryLoop:
+class RepositoryLoop(loops.ObjectLoop):
     """The poller of one GitRepository; call it to take one turn."""
 
-    def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
-        self.services = services
-        self.namespace = namespace
-        self.name = name
-        self.body = body
-        self.key: bus.Key = (KIND, namespace, name)
-        self.url: str | None = None
-        self.seen: tuple[Any, ...] | None = None
-        self.next_due = 0.0
-        self.failures = 0
-        self.events = events.Recorder(services.client)
+    kind = KIND
 
-    async def __call__(self) -> float:
-        try:
-            return await self.take_turn()
-        except BaseException:
-            self.seen = None  # this turn did not finish (no status written): the next one redoes it
-            raise
+    def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
+        super().__init__(services, namespace, name, body)
+        self.url: str | None = None
+        self.failures = 0
 
     async def take_turn(self) -> float:
         body = self.body()

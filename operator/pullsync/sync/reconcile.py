@@ -27,7 +27,7 @@ from pullsync.api import conditions
 from pullsync.api.conditions import Outcome
 from pullsync.kube import events, fingerprint, watchcache
 from pullsync.render import manifests, trees
-from pullsync.runtime import bus, metrics
+from pullsync.runtime import bus, loops, metrics
 from pullsync.runtime.services import Services
 from pullsync.sync import apply, inventory, plan
 
@@ -106,18 +106,13 @@ def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kub
     return services.client.impersonating(f"system:serviceaccount:{namespace}:{account}")
 
 
-class SyncLoop:
+class SyncLoop(loops.ObjectLoop):
     """The reconciler of one Sync; call it to take one turn."""
 
+    kind = KIND
+
     def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
-        self.services = services
-        self.namespace = namespace
-        self.name = name
-        self.body = body
-        self.key: bus.Key = (KIND, namespace, name)
-        self.seen: tuple[Any, ...] | None = None
-        self.next_due = 0.0
-        self.events = events.Recorder(services.client)
+        super().__init__(services, namespace, name, body)
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
@@ -126,13 +121,6 @@ class SyncLoop:
         self.source_waits = 0  # reconciles in a row without a revision to apply
         self.transient_failures = 0  # reconciles in a row that failed for the API server's state
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
-
-    async def __call__(self) -> float:
-        try:
-            return await self.take_turn()
-        except BaseException:
-            self.seen = None  # this turn did not finish (the API server is away?): the next one redoes it
-            raise
 
     def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The status as this loop knows it: the body's, what it wrote since, what is due."""
