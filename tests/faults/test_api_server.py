@@ -5,6 +5,7 @@ resume (drift made afterwards is corrected), the revision in flight converges wi
 whole status, nothing is half-recorded, no write is lost, and the next commit applies."""
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +164,16 @@ def test_429_and_500_for_a_while_the_operator_backs_off_and_loses_no_write(
         during = proxy.between(start, start + window)
         refused = [r for r in during if r.refused]
         assert refused, "nothing was refused: the operator did not try"
-        # Backing off: a few requests a second at most (a retry loop without a pause sends
-        # hundreds), and a request refused with 429 is not sent again before its Retry-After.
-        assert len(during) / window < 10, f"{len(during)} requests in {window:g}s: a hot loop, not a back-off"
+        # Backing off, not a hot loop: no request sent again and again (a loop without a
+        # pause sends the same one hundreds of times in 10 s), a request refused with 429
+        # not sent again before its Retry-After, and at most a few passes over the
+        # revision's objects in all (an attempt may try each object once: a 500 can be
+        # about one object only).
+        sends = Counter((r.method, r.target) for r in during if not r.watch and r.method != "POST")
+        (method, target), times = max(sends.items(), key=lambda kv: kv[1], default=(("", ""), 0))
+        assert times <= 15, f"{method} {target} sent {times} times in {window:g}s: a hot loop, not a back-off"
+        objects = len(files)
+        assert len(during) <= 4 * objects + 40, f"{len(during)} requests in {window:g}s for {objects} objects"
         for r in (r for r in refused if r.status == 429 and not r.watch and r.method != "POST"):
             again = [x.at for x in during if x.at > r.at and (x.method, x.target) == (r.method, r.target)]
             assert not again or again[0] - r.at >= 0.95, f"{r.method} {r.target} sent again before its Retry-After"
