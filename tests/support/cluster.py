@@ -8,6 +8,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import secrets
 import ssl
 import subprocess
@@ -213,6 +214,16 @@ class AuditLog:
         tests.inode, tests.offset = self.inode, self.offset
         wait.until(lambda: any(e["requestURI"] == marker for e in tests.requests(None)), timeout=10, what="a marker")
         return self.requests(None)
+
+    @staticmethod
+    def others_work(event: dict[str, Any]) -> bool:
+        """What the session-wide operator may do for other tests while one test counts:
+        renew its watches (`renewed_watch`) and refresh discovery (prune on a Sync's
+        deletion elsewhere does). test_steady_state counts even these, with an operator of
+        its own that serves nothing else."""
+        path = event["requestURI"].partition("?")[0]
+        discovery = event["verb"] == "get" and (path == "/api/v1" or re.fullmatch(r"/apis/[^/]+(/[^/]+)?", path))
+        return bool(discovery) or AuditLog.renewed_watch(event)
 
     @staticmethod
     def renewed_watch(event: dict[str, Any]) -> bool:
