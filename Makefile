@@ -15,12 +15,11 @@ all: test
 deps:
 	@hack/cluster.sh deps
 
-$(VENV)/.installed: pyproject.toml hack/tools.sh
+$(VENV)/.installed: pyproject.toml
 	@hack/cluster.sh deps
 	@python3 -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
-	@hack/tools.sh $(VENV) >/dev/null
 	@touch $@
 
 venv: $(VENV)/.installed

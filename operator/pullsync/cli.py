@@ -12,11 +12,13 @@ import socket
 import sys
 from pathlib import Path
 
-from pullsync import __version__, kube
-from pullsync.render import kubeyaml, manifests, trees
-from pullsync.render.manifests import Limits
+from pullsync import __version__, api, kube
+from pullsync.render import build, documents, kubeyaml, trees
+from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
 from pullsync.web import endpoints
+
+REMOTE_HELP = "let kustomizations use remote bases and resources (network access while rendering)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     tenancy.add_argument(
         "--allow-local-urls", action="store_true", help="allow git hosts on loopback or the cluster's API address"
     )
+    tenancy.add_argument("--allow-remote-bases", action="store_true", help=REMOTE_HELP)
     defaults = config.Config().limits
     limits = run.add_argument_group("limits (per Sync; exceeding one fails only that Sync)")
     limits.add_argument("--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file")
@@ -70,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-yaml-depth", type=int, default=defaults.depth, help="YAML nesting depth")
     limits.add_argument(
         "--max-yaml-nodes", type=int, default=defaults.nodes, help="YAML nodes per document after alias expansion"
+    )
+    limits.add_argument(
+        "--render-timeout", type=float, default=defaults.render_seconds, help="seconds per kustomize or helm run"
+    )
+    limits.add_argument(
+        "--render-memory", type=int, default=defaults.render_memory, help="bytes of memory per kustomize or helm run"
     )
     limits.add_argument(
         "--max-fetch-bytes", type=int, default=config.Config().max_fetch_bytes, help="bytes received per git fetch"
@@ -92,7 +101,8 @@ def parser() -> argparse.ArgumentParser:
         description="Print the objects a Sync whose spec.path is PATH would apply, rendered by the operator's "
         "own code: YAML read as kubectl reads it, the .sourceignore files of the repository and the Sync's "
         "path honoured, and pullsync's owner labels (pullsync.dev/name, pullsync.dev/namespace) added. "
-        "Namespaced objects that set no namespace get the Sync's targetNamespace only when applied. "
+        "A kustomization at PATH is built with kustomize and a Chart.yaml templated with helm, in the operator's "
+        "sandbox. Namespaced objects that set no namespace get the Sync's targetNamespace only when applied. "
         "Errors are reported as the Sync reports them (file and document), with exit code 1.",
     )
     build.add_argument("path", metavar="PATH", type=Path, help="the directory (in a checkout, or anywhere)")
@@ -106,13 +116,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="also ignore files matching PATTERN, as the GitRepository's spec.ignore does (repeatable)",
     )
+    build.add_argument(
+        "--helm-values",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="for a chart: a values file in the same repository, as in spec.helm.valuesFiles (repeatable)",
+    )
+    build.add_argument("--allow-remote-bases", action="store_true", help=REMOTE_HELP)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "build":
-        return build(args.path, output=args.output, sync=args.sync, namespace=args.namespace, ignore=args.ignore)
+        return print_build(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -137,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         allow_cross_namespace_refs=args.allow_cross_namespace_refs,
         allow_insecure_http=args.allow_insecure_http,
         allow_local_urls=args.allow_local_urls,
+        allow_remote_bases=args.allow_remote_bases,
         default_service_account=args.default_service_account,
         limits=Limits(
             file_bytes=args.max_file_bytes,
@@ -145,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             aliases=args.max_yaml_aliases,
             depth=args.max_yaml_depth,
             nodes=args.max_yaml_nodes,
+            render_seconds=args.render_timeout,
+            render_memory=args.render_memory,
         ),
         max_fetch_bytes=args.max_fetch_bytes,
         leader_elect=args.leader_elect,
@@ -155,26 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     return run(cfg)
 
 
-def build(path: Path, *, output: str, sync: str, namespace: str, ignore: list[str]) -> int:
-    """Print what a Sync of `path` would apply; 1 with the Sync's message if it cannot."""
-    directory = path.resolve()
+def print_build(args: argparse.Namespace) -> int:
+    """Print what a Sync of `args.path` would apply; 1 with the Sync's message if it cannot."""
+    directory = args.path.resolve()
     if not directory.is_dir():
-        print(f"pullsync build: {path} is not a directory", file=sys.stderr)
+        print(f"pullsync build: {args.path} is not a directory", file=sys.stderr)
         return 2
     root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
+    values = tuple(os.path.relpath(f.resolve(), directory) for f in args.helm_values)
     try:
-        docs = manifests.render(
+        docs = build.render(
             trees.DirTree(root),
             str(directory.relative_to(root)),
-            sync_name=sync,
-            sync_namespace=namespace,
-            ignore_rules="\n".join(ignore) or None,
+            sync_name=args.sync,
+            sync_namespace=args.namespace,
+            ignore_rules="\n".join(args.ignore) or None,
+            helm_spec=api.HelmSpec(values_files=values) if values else None,
+            allow_remote_bases=args.allow_remote_bases,
         )
-    except (manifests.RenderError, OSError) as e:
+    except (documents.RenderError, OSError) as e:
         print(f"pullsync build: {e}", file=sys.stderr)
         return 1
     objects = [d.obj for d in docs]
-    if output == "json":
+    if args.output == "json":
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
     else:
         sys.stdout.write(kubeyaml.dump(objects))

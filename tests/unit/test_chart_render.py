@@ -31,13 +31,13 @@ def test_lint_and_template_succeed(mode: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "words"),
-    [("bogus=1", "additional properties 'bogus' not allowed"), ("replicas=two", "want integer"),
-     ("service.type=Magic", "service/type")],
+    [("bogus=1", "property bogus is not allowed"), ("replicas=two", "expected: integer"),
+     ("service.type=Magic", "service.type must be one of")],
 )  # fmt: skip
 def test_wrong_values_are_rejected(value: str, words: str) -> None:
     result = helm("template", "x", str(CHART), "--set", value, check=False)
     assert result.returncode != 0
-    assert words in result.stderr
+    assert words in result.stderr.lower()
 
 
 @pytest.mark.parametrize("mode", MODES)

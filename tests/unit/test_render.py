@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from pullsync.render import kubeyaml, manifests, trees
+from pullsync.render import build, documents, kubeyaml, trees
 from support import manifests as shapes
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: '1'}}\n"
@@ -35,7 +35,7 @@ def commit(tmp_path: Path, files: dict[str, str], links: dict[str, str] | None =
     return repo, str(repo.head.target)
 
 
-def names(docs: list[manifests.Document]) -> list[str]:
+def names(docs: list[documents.Document]) -> list[str]:
     return [d.obj["metadata"]["name"] for d in docs]
 
 
@@ -46,11 +46,11 @@ def run(
     links: dict[str, str] | None = None,
     ignore: str | None = None,
     **limits: int,
-) -> list[manifests.Document]:
+) -> list[documents.Document]:
     repo, sha = commit(tmp_path, files, links)
     tree = trees.GitTree(repo, sha)
-    return manifests.render(
-        tree, path, sync_name="s", sync_namespace="ns", ignore_rules=ignore, limits=manifests.Limits(**limits)
+    return build.render(
+        tree, path, sync_name="s", sync_namespace="ns", ignore_rules=ignore, limits=documents.Limits(**limits)
     )
 
 
@@ -91,13 +91,13 @@ def test_symlinks_inside_the_repository_are_followed(tmp_path: Path) -> None:
     ],
 )
 def test_symlinks_leaving_the_repository_are_refused(tmp_path: Path, case: str, target: str, path: str) -> None:
-    with pytest.raises(manifests.RenderError, match="leaves the repository"):
+    with pytest.raises(documents.RenderError, match="leaves the repository"):
         run(tmp_path, {"ok.yaml": CM.format(name="ok")}, path=path, links={"evil.yaml": target})
 
 
 @pytest.mark.parametrize("path", ["../../etc", "/etc", "a/../../b"])
 def test_a_path_leaving_the_repository_is_refused(tmp_path: Path, path: str) -> None:
-    with pytest.raises(manifests.RenderError, match=r"spec.path .* leaves the repository"):
+    with pytest.raises(documents.RenderError, match=r"spec.path .* leaves the repository"):
         run(tmp_path, {"ok.yaml": CM.format(name="ok")}, path=path)
 
 
@@ -123,14 +123,14 @@ def test_a_path_leaving_the_repository_is_refused(tmp_path: Path, path: str) -> 
 def test_limits_fail_with_a_clear_message(
     tmp_path: Path, case: str, content: str, limits: dict[str, int], words: str
 ) -> None:
-    with pytest.raises(manifests.RenderError, match=words):
+    with pytest.raises(documents.RenderError, match=words):
         run(tmp_path, {"f.yaml": content}, **limits)
 
 
 def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
-    with pytest.raises(manifests.RenderError, match="YAML aliases"):
+    with pytest.raises(documents.RenderError, match="YAML aliases"):
         run(tmp_path, {"lol.yaml": "\n".join(lines) + "\n"})
 
 
@@ -152,7 +152,7 @@ def test_bad_documents_are_named_without_quoting_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, content: str, words: str, libyaml: bool
 ) -> None:
     monkeypatch.setattr(kubeyaml, "LIBYAML", libyaml and kubeyaml.LIBYAML)
-    with pytest.raises(manifests.RenderError) as e:
+    with pytest.raises(documents.RenderError) as e:
         run(tmp_path, {"ok.yaml": CM.format(name="ok"), "z/bad.yaml": CM.format(name="first") + "---\n" + content})
     assert "z/bad.yaml (document 2)" in str(e.value)
     assert words in str(e.value)
@@ -201,7 +201,7 @@ def test_configmap_and_secret_values_that_yaml_makes_non_strings_are_refused_wit
     tmp_path: Path, kind: str, field: str, value: str, what: str
 ) -> None:
     doc = f"apiVersion: v1\nkind: {kind}\nmetadata: {{name: c}}\n{field}:\n  ok: 'x'\n  flag: {value}\n"
-    with pytest.raises(manifests.RenderError) as e:
+    with pytest.raises(documents.RenderError) as e:
         run(tmp_path, {"c.yaml": doc})
     assert str(e.value).startswith(f"c.yaml (document 1): {field}.flag is a {what}, not a string")
     assert "quote the value" in str(e.value)
@@ -229,7 +229,7 @@ def test_spec_ignore_can_re_include_what_a_default_leaves_out(tmp_path: Path) ->
 
 
 def test_a_file_that_is_not_a_kubernetes_object_says_how_to_ignore_it(tmp_path: Path) -> None:
-    with pytest.raises(manifests.RenderError) as e:
+    with pytest.raises(documents.RenderError) as e:
         run(tmp_path, {"app/settings.yaml": "logLevel: debug\n", "cm.yaml": CM.format(name="a")})
     assert str(e.value).startswith("app/settings.yaml (document 1): not a Kubernetes object (no apiVersion and kind)")
     assert ".sourceignore" in str(e.value)
@@ -239,21 +239,21 @@ def test_a_file_that_is_not_a_kubernetes_object_says_how_to_ignore_it(tmp_path: 
 @pytest.mark.parametrize(
     ("name", "words"),
     [
-        ("kustomization.yaml", "a Kustomize file; pullsync does not build Kustomize overlays yet"),
-        ("Kustomization", "a Kustomize file"),
-        ("Chart.yaml", "a Helm chart; pullsync does not render Helm charts yet"),
+        ("kustomization.yaml", "a kustomization below spec.path; pullsync builds a kustomization only at spec.path"),
+        ("Kustomization", "a kustomization below spec.path"),
+        ("Chart.yaml", "a Helm chart below spec.path; pullsync templates a chart only at spec.path itself"),
     ],
 )
 def test_kustomize_and_helm_files_are_named_plainly_and_can_be_ignored(tmp_path: Path, name: str, words: str) -> None:
     files = {f"app/{name}": "apiVersion: v2\nname: web\nresources: [cm.yaml]\n", "app/cm.yaml": CM.format(name="a")}
-    with pytest.raises(manifests.RenderError) as e:
+    with pytest.raises(documents.RenderError) as e:
         run(tmp_path, files)
     assert str(e.value).startswith(f"app/{name}: {words}")
     assert names(run(tmp_path / "again", files, ignore=name)) == ["a"]
 
 
 def test_a_symbolic_link_loop_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(manifests.RenderError, match="symbolic link loop"):
+    with pytest.raises(documents.RenderError, match="symbolic link loop"):
         run(tmp_path, {"a/cm.yaml": CM.format(name="a")}, links={"a/again": "."})
 
 
@@ -266,7 +266,7 @@ def test_a_directory_renders_exactly_as_the_same_commit(tmp_path: Path) -> None:
     }
     links = {"deploy/shared": "../shared"}
     from_git = run(tmp_path, files, path="deploy", links=links)
-    from_dir = manifests.render(trees.DirTree(tmp_path / "work"), "deploy", sync_name="s", sync_namespace="ns")
+    from_dir = build.render(trees.DirTree(tmp_path / "work"), "deploy", sync_name="s", sync_namespace="ns")
     assert [(d.path, d.index, d.obj) for d in from_dir] == [(d.path, d.index, d.obj) for d in from_git]
     assert names(from_dir) == ["a", "web", "c"]
 
@@ -276,7 +276,7 @@ def test_a_link_out_of_the_repository_is_skipped_only_when_its_name_shows_render
 ) -> None:
     files = {"cm.yaml": CM.format(name="a")}
     assert names(run(tmp_path, files, links={"tool.sh": "/usr/bin/env", "README.md": "missing.md"})) == ["a"]
-    with pytest.raises(manifests.RenderError) as e:
+    with pytest.raises(documents.RenderError) as e:
         run(tmp_path / "again", files, links={"vendor": "/opt/vendor"})
     assert str(e.value).startswith("vendor: symbolic link to '/opt/vendor' leaves the repository")
     assert ".sourceignore" in str(e.value)
@@ -292,5 +292,5 @@ def test_a_checkout_renders_without_what_git_ignores_and_without_submodules(tmp_
     (work / "deploy" / "vendored" / ".git").write_text("gitdir: ../../.git/modules/vendored\n")
     (work / "deploy" / "vendored" / "b.yaml").write_text(CM.format(name="vendored"))
     (work / "deploy" / "new.yaml").write_text(CM.format(name="uncommitted"))
-    docs = manifests.render(trees.DirTree(work), "deploy", sync_name="s", sync_namespace="ns")
+    docs = build.render(trees.DirTree(work), "deploy", sync_name="s", sync_namespace="ns")
     assert names(docs) == ["a", "uncommitted"]

@@ -5,7 +5,7 @@ server's state are retried soon."""
 import pytest
 
 from pullsync import kube
-from pullsync.render.manifests import Document
+from pullsync.render.documents import Document
 from pullsync.sync import apply, inventory, plan, reconcile
 
 CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)

@@ -6,6 +6,7 @@ so that no other module spells these strings itself.
 """
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,6 +91,29 @@ class GitRepositorySpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class HelmSpec:
+    """Sync.spec.helm: how a chart at spec.path is templated."""
+
+    release_name: str | None = None  # default: the Sync's name
+    values_files: tuple[str, ...] = ()  # relative to spec.path, inside the repository
+    values: str = "{}"  # inline values as JSON (hashable), merged last
+
+    @classmethod
+    def parse(cls, helm: Mapping[str, Any]) -> "HelmSpec":
+        files = helm.get("valuesFiles") or []
+        values = helm.get("values") or {}
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise ValueError("spec.helm.valuesFiles: must be a list of paths")
+        if not isinstance(values, dict):
+            raise ValueError("spec.helm.values: must be a mapping")
+        return cls(
+            release_name=helm.get("releaseName") or None,
+            values_files=tuple(files),
+            values=json.dumps(values, sort_keys=True),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class SyncSpec:
     """A typed view of Sync.spec, validated."""
 
@@ -104,6 +128,7 @@ class SyncSpec:
     service_account_name: str | None
     force: bool
     suspend: bool
+    helm: HelmSpec | None = None
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> "SyncSpec":
@@ -124,6 +149,7 @@ class SyncSpec:
             service_account_name=spec.get("serviceAccountName") or None,
             force=bool(spec.get("force", False)),
             suspend=bool(spec.get("suspend", False)),
+            helm=HelmSpec.parse(spec["helm"]) if isinstance(spec.get("helm"), dict) else None,
         )
 
 

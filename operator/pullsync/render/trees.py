@@ -64,6 +64,44 @@ class GitTree:
         blob = self._object(path)
         return blob.data if isinstance(blob, pygit2.Blob) else b""
 
+    def id(self, path: str) -> str | None:
+        """The object id at `path` (a directory's covers everything below it)."""
+        obj = self._object(path)
+        return None if obj is None else str(obj.id)
+
+    def unchanged(self, ids: dict[str, str | None]) -> bool:
+        """Whether every path has the same object id here as in `ids`."""
+        return all(self.id(path) == known for path, known in ids.items())
+
+
+class Recorded:
+    """A commit's tree that notes the object id of every path render asked about: a
+    later commit with the same ids at those paths renders the same (`GitTree.unchanged`)."""
+
+    def __init__(self, tree: GitTree) -> None:
+        self.tree = tree
+        self.ids: dict[str, str | None] = {}
+
+    def _note(self, path: str) -> None:
+        if path not in self.ids:
+            self.ids[path] = self.tree.id(path)
+
+    def kind(self, path: str) -> Kind | None:
+        self._note(path)
+        return self.tree.kind(path)
+
+    def names(self, path: str) -> list[str]:
+        self._note(path)
+        return self.tree.names(path)
+
+    def size(self, path: str) -> int:
+        self._note(path)
+        return self.tree.size(path)
+
+    def read(self, path: str) -> bytes:
+        self._note(path)
+        return self.tree.read(path)
+
 
 class DirTree:
     """A directory on disk (a checkout, or any folder of manifests). In a git checkout,

@@ -4,7 +4,7 @@ import dataclasses
 import fnmatch
 from pathlib import Path
 
-from pullsync.render.manifests import Limits
+from pullsync.render.documents import Limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Config:
     allow_cross_namespace_refs: bool = False
     allow_insecure_http: bool = False
     allow_local_urls: bool = False
+    allow_remote_bases: bool = False
     default_service_account: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     max_fetch_bytes: int = 512 * 1024 * 1024

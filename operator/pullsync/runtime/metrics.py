@@ -19,6 +19,9 @@ GIT_SECONDS = Histogram(
 GIT_OPERATIONS = Counter(
     "pullsync_git_operations_total", "Git operations, by operation and result", ["operation", "result"]
 )
+RENDERS = Counter(
+    "pullsync_renders_total", "Renders of a Sync's path (a commit that changes nothing it reads costs none)"
+)
 OBJECTS_APPLIED = Counter("pullsync_objects_applied_total", "Objects written with server-side apply")
 OBJECTS_PRUNED = Counter("pullsync_objects_pruned_total", "Objects deleted by pruning")
 DRY_RUNS_SKIPPED = Counter(

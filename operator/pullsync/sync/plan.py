@@ -23,7 +23,7 @@ import jsonpatch
 
 from pullsync import api, kube
 from pullsync.kube import fingerprint, watchcache
-from pullsync.render.manifests import Document
+from pullsync.render.documents import Document
 from pullsync.runtime import metrics, redact
 from pullsync.sync import inventory
 

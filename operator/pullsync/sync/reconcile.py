@@ -26,7 +26,7 @@ from pullsync import api, kube
 from pullsync.api import conditions
 from pullsync.api.conditions import Outcome
 from pullsync.kube import events, fingerprint, watchcache
-from pullsync.render import manifests, trees
+from pullsync.render import build, documents, trees
 from pullsync.runtime import bus, loops, metrics
 from pullsync.runtime.services import Services
 from pullsync.sync import apply, inventory, plan
@@ -106,6 +106,17 @@ def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kub
     return services.client.impersonating(f"system:serviceaccount:{namespace}:{account}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """A render kept for the next reconcile: valid while its inputs (`key`: source,
+    path, helm, limits) are the same and a commit has the same objects at `ids`."""
+
+    key: tuple[Any, ...]
+    commit: str
+    ids: dict[str, str | None]  # repository path -> object id, of every path the render read
+    documents: str  # as JSON: each reconcile gets fresh copies
+
+
 class SyncLoop(loops.ObjectLoop):
     """The reconciler of one Sync; call it to take one turn."""
 
@@ -114,7 +125,7 @@ class SyncLoop(loops.ObjectLoop):
     def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
         super().__init__(services, namespace, name, body)
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
-        self.rendered: tuple[tuple[Any, ...], str] | None = None  # (commit, ignore, path, limits) -> documents as JSON
+        self.rendered: Rendered | None = None
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
         self.unsaved: dict[str, Any] = {}  # status a failed write could not save: sent with the next one
         self.finalize_attempts = 0
@@ -276,7 +287,7 @@ class SyncLoop(loops.ObjectLoop):
             planned += await self.apply_staged(
                 turn, client=client, cache=cache, items=items, planned=planned, spec=spec
             )
-        except manifests.RenderError as e:
+        except documents.RenderError as e:
             return turn.failed(e.reason, str(e))
         except (plan.PlanError, apply.ApplyError) as e:
             return turn.failed(e.reason, str(e), transient=e.transient)
@@ -306,17 +317,17 @@ class SyncLoop(loops.ObjectLoop):
             changes=changes,
         )
 
-    async def build(self, turn: Turn, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
+    async def build(self, turn: Turn, artifact: bus.Artifact, spec: api.SyncSpec) -> list[documents.Document]:
         """The documents at the artifact's commit under spec.path; never an empty set."""
         turn.stage = "render"
         try:
             docs = await self.render(artifact, spec)
         except (pygit2.GitError, OSError) as e:  # the cache on this host, not the repository
-            raise manifests.RenderError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
+            raise documents.RenderError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
         turn.objects = len(docs)
         if not docs:
             where = f"under {spec.path!r} at {turn.revision}"
-            raise manifests.RenderError(f"no objects found {where}; refusing to apply an empty set (nothing pruned)")
+            raise documents.RenderError(f"no objects found {where}; refusing to apply an empty set (nothing pruned)")
         return docs
 
     async def validate(
@@ -325,7 +336,7 @@ class SyncLoop(loops.ObjectLoop):
         *,
         client: kube.Client,
         cache: watchcache.LiveCache | None,
-        docs: list[manifests.Document],
+        docs: list[documents.Document],
         spec: api.SyncSpec,
     ) -> tuple[list[plan.Item], list[plan.Planned]]:
         """Pair each document with where it lives, then plan it against its live object by
@@ -419,21 +430,35 @@ class SyncLoop(loops.ObjectLoop):
             cache=cache,
         )
 
-    async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[manifests.Document]:
-        """The documents at the artifact's commit; parsed once per commit, fresh copies each time."""
-        key = (artifact.commit, artifact.ignore, spec.path, self.services.config.limits)
-        if self.rendered is None or self.rendered[0] != key:
-            docs = await asyncio.to_thread(
-                manifests.render,
-                trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit),
-                spec.path,
-                sync_name=self.name,
-                sync_namespace=self.namespace,
-                ignore_rules=artifact.ignore,
-                limits=self.services.config.limits,
-            )
-            self.rendered = (key, json.dumps([dataclasses.asdict(d) for d in docs]))
-        return [manifests.Document(**d) for d in json.loads(self.rendered[1])]
+    async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[documents.Document]:
+        """The documents at the artifact's commit: rendered again only when the commit
+        changed something the last render read (see `trees.Recorded`); fresh copies each time."""
+        cfg = self.services.config
+        key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
+        key += (cfg.limits, cfg.allow_remote_bases)
+        self.rendered = await asyncio.to_thread(self.rendering, artifact, spec, key)
+        return [documents.Document(**d) for d in json.loads(self.rendered.documents)]
+
+    def rendering(self, artifact: bus.Artifact, spec: api.SyncSpec, key: tuple[Any, ...]) -> Rendered:
+        """The last render if the commit changed nothing it read, else a new one (in a thread)."""
+        tree = trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit)
+        last = self.rendered
+        if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.ids)):
+            return dataclasses.replace(last, commit=artifact.commit)
+        metrics.RENDERS.inc()
+        recorded = trees.Recorded(tree)
+        docs = build.render(
+            recorded,
+            spec.path,
+            sync_name=self.name,
+            sync_namespace=self.namespace,
+            target_namespace=spec.target_namespace,
+            ignore_rules=artifact.ignore,
+            helm_spec=spec.helm,
+            allow_remote_bases=self.services.config.allow_remote_bases,
+            limits=self.services.config.limits,
+        )
+        return Rendered(key, artifact.commit, recorded.ids, json.dumps([dataclasses.asdict(d) for d in docs]))
 
     def remember(self, planned: list[plan.Planned], writes: apply.Writes, cache: watchcache.LiveCache | None) -> None:
         """Record what every object is now (as written, or as planned when unchanged), so
