@@ -46,8 +46,10 @@ def template(
 def _values_file(tree: trees.Tree, base: str, name: str) -> str:
     """The repository path (without links) of a values file named relative to spec.path."""
     where = f"spec.helm.valuesFiles entry {name!r}"
-    joined = posixpath.join(base, name)
-    real = paths.real_path(tree, paths.normalise(joined, what=where))
+    try:
+        real = paths.real_path(tree, paths.normalise(posixpath.join(base, name)))
+    except RenderError:
+        raise RenderError(f"{where} leaves the repository") from None
     if real is None or tree.kind(real) != "file":
         raise RenderError(f"{where}: no such file in the repository (values files are relative to spec.path)")
     return real

@@ -64,42 +64,47 @@ class GitTree:
         blob = self._object(path)
         return blob.data if isinstance(blob, pygit2.Blob) else b""
 
-    def id(self, path: str) -> str | None:
-        """The object id at `path` (a directory's covers everything below it)."""
+    def observe(self, question: str, path: str) -> str | None:
+        """What a render learns from asking `question` about `path`: for "kind", the kind
+        (and a link's target); for "content", the object id (a directory's covers
+        everything below it)."""
+        if question == "kind":
+            kind = self.kind(path)
+            return f"link {self.read(path)!r}" if kind == "link" else kind
         obj = self._object(path)
         return None if obj is None else str(obj.id)
 
-    def unchanged(self, ids: dict[str, str | None]) -> bool:
-        """Whether every path has the same object id here as in `ids`."""
-        return all(self.id(path) == known for path, known in ids.items())
+    def unchanged(self, observed: dict[tuple[str, str], str | None]) -> bool:
+        """Whether every question has the same answer here as in `observed`."""
+        return all(self.observe(*asked) == answer for asked, answer in observed.items())
 
 
 class Recorded:
-    """A commit's tree that notes the object id of every path render asked about: a
-    later commit with the same ids at those paths renders the same (`GitTree.unchanged`)."""
+    """A commit's tree that notes what render learned from it: a later commit that
+    answers the same questions the same way renders the same (`GitTree.unchanged`)."""
 
     def __init__(self, tree: GitTree) -> None:
         self.tree = tree
-        self.ids: dict[str, str | None] = {}
+        self.observed: dict[tuple[str, str], str | None] = {}
 
-    def _note(self, path: str) -> None:
-        if path not in self.ids:
-            self.ids[path] = self.tree.id(path)
+    def _note(self, question: str, path: str) -> None:
+        if (question, path) not in self.observed:
+            self.observed[question, path] = self.tree.observe(question, path)
 
     def kind(self, path: str) -> Kind | None:
-        self._note(path)
+        self._note("kind", path)
         return self.tree.kind(path)
 
     def names(self, path: str) -> list[str]:
-        self._note(path)
+        self._note("content", path)
         return self.tree.names(path)
 
     def size(self, path: str) -> int:
-        self._note(path)
+        self._note("content", path)
         return self.tree.size(path)
 
     def read(self, path: str) -> bytes:
-        self._note(path)
+        self._note("content", path)
         return self.tree.read(path)
 
 

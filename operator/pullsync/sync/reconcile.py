@@ -109,11 +109,11 @@ def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kub
 @dataclasses.dataclass(frozen=True)
 class Rendered:
     """A render kept for the next reconcile: valid while its inputs (`key`: source,
-    path, helm, limits) are the same and a commit has the same objects at `ids`."""
+    path, helm, limits) are the same and a commit shows what it `observed` the same."""
 
     key: tuple[Any, ...]
     commit: str
-    ids: dict[str, str | None]  # repository path -> object id, of every path the render read
+    observed: dict[tuple[str, str], str | None]  # what the render learned from the commit
     documents: str  # as JSON: each reconcile gets fresh copies
 
 
@@ -443,7 +443,7 @@ class SyncLoop(loops.ObjectLoop):
         """The last render if the commit changed nothing it read, else a new one (in a thread)."""
         tree = trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit)
         last = self.rendered
-        if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.ids)):
+        if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.observed)):
             return dataclasses.replace(last, commit=artifact.commit)
         metrics.RENDERS.inc()
         recorded = trees.Recorded(tree)
@@ -458,7 +458,7 @@ class SyncLoop(loops.ObjectLoop):
             allow_remote_bases=self.services.config.allow_remote_bases,
             limits=self.services.config.limits,
         )
-        return Rendered(key, artifact.commit, recorded.ids, json.dumps([dataclasses.asdict(d) for d in docs]))
+        return Rendered(key, artifact.commit, recorded.observed, json.dumps([dataclasses.asdict(d) for d in docs]))
 
     def remember(self, planned: list[plan.Planned], writes: apply.Writes, cache: watchcache.LiveCache | None) -> None:
         """Record what every object is now (as written, or as planned when unchanged), so
