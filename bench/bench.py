@@ -7,7 +7,9 @@ Prints a table and writes bench/results.json. Phases (see docs/performance.md):
   2. no-op reconcile of 1000 in-sync objects: API requests and wall time;
   3. commit-to-applied latency for a one-object change, with a webhook and with polling;
   4. drift correction latency (`scale` of a managed Deployment until reverted);
-  5. operator peak RSS at 3000 objects and with 100 GitRepositories + 100 Syncs.
+  5. operator peak RSS at 3000 objects and with 100 GitRepositories + 100 Syncs;
+  6. render (no cluster): a commit of 50 kustomize overlays of one 20-object base, each
+     rendered by the operator's own code (kubectl kustomize in the sandbox).
 Usage: python bench/bench.py [--sizes 100,1000,3000] [--commits 20]
 """
 
@@ -59,6 +61,49 @@ def objects(n: int, prefix: str) -> dict[str, str]:
             )
         files[f"{ns}/{i:05d}.yaml"] = doc
     return files
+
+
+def render_overlays(overlays: int = 50, per_base: int = 20) -> dict[str, Any]:
+    """Render every overlay of a repository of `overlays` overlays over one base of
+    `per_base` objects (Deployments of 2 replicas, ClusterIP Services, ConfigMaps,
+    ServiceAccounts), one by one as the operator does for one Sync each."""
+    import pygit2
+
+    from pullsync.render import build, trees
+    from support.git import Repo
+
+    files = {"base/kustomization.yaml": "resources:\n" + "".join(f"- app-{i}.yaml\n" for i in range(per_base // 4))}
+    for i in range(per_base // 4):
+        name = f"app-{i}"
+        service = m.service(name).replace("{app: web}", f"{{app: {name}}}")
+        account = f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"
+        docs = [m.deployment(name, app=name), service, m.configmap(f"{name}-settings", name), account]
+        files[f"base/{name}.yaml"] = "---\n".join(docs)
+    for o in range(overlays):
+        files[f"overlays/env-{o}/kustomization.yaml"] = (
+            f"resources: [../../base]\nnamespace: env-{o}\nnamePrefix: env-{o}-\n"
+            f"images: [{{name: nginx, newTag: '1.27.{o}'}}]\nlabels: [{{pairs: {{env: env-{o}}}}}]\n"
+            f"configMapGenerator: [{{name: env, literals: [ENV=env-{o}]}}]\n"
+        )
+    repo = Repo(Path(tempfile.mkdtemp(prefix="bench-render-")) / "overlays.git")
+    commit = repo.commit(files)
+    tree = trees.GitTree(pygit2.Repository(str(repo.bare)), commit)
+    seconds = []
+    count = 0
+    for o in range(overlays):
+        started = time.perf_counter()
+        docs = build.render(tree, f"overlays/env-{o}", sync_name=f"env-{o}", sync_namespace="bench")
+        seconds.append(time.perf_counter() - started)
+        count += len(docs)
+    shutil.rmtree(repo.bare.parent)
+    shutil.rmtree(repo.work)
+    return {
+        "overlays": overlays,
+        "objects": count,
+        "total_s": round(sum(seconds), 2),
+        "median_ms": round(statistics.median(seconds) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+    }
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -236,6 +281,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
+    results_render = render_overlays()
+    print("render", results_render, flush=True)
     cluster = Cluster.up()
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/syncs.pullsync.dev", "crd/gitrepositories.pullsync.dev")
@@ -251,7 +298,8 @@ def main() -> None:
             "cpus": subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip(),
             "python": platform.python_version(),
             "kubernetes": "1.20.2 (local etcd + kube-apiserver + kube-controller-manager)",
-        }
+        },
+        "render_overlays": results_render,
     }
     try:
         operator.wait_ready()
@@ -308,6 +356,14 @@ def table(r: dict[str, Any]) -> str:
         s = r["many_syncs"]
         rows.append(
             ("100 GitRepositories + 100 Syncs", f"Ready in {s['all_ready_s']} s, peak RSS {s['peak_rss_mb']} MB")
+        )
+    if "render_overlays" in r:
+        x = r["render_overlays"]
+        rows.append(
+            (
+                f"render {x['overlays']} kustomize overlays ({x['objects']} objects)",
+                f"{x['total_s']} s, median {x['median_ms']} ms per overlay, max {x['max_ms']} ms",
+            )
         )
     lines = ["| " + " | ".join(row + ("",) * (4 - len(row))) + " |" for row in rows]
     lines.insert(1, "|---|---|---|---|")

@@ -5,8 +5,10 @@
   python hack/demo.py down   stop what `up` started (by pid)
 
 The git server (smart HTTP with basic auth, the same one the tests use) serves
-`examples/app/` committed as `demo.git`; the operator runs as `pullsync run` in the
-background with its log in .cluster/demo/operator.log.
+`examples/` committed as `demo.git`; two Syncs follow it: `demo` applies the plain
+manifests of `app/`, `web-staging` the kustomize overlay `kustomize/overlays/staging`.
+The operator runs as `pullsync run` in the background with its log in
+.cluster/demo/operator.log.
 """
 
 import json
@@ -73,11 +75,11 @@ def up() -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/gitrepositories.pullsync.dev", "crd/syncs.pullsync.dev")
 
-    if not (STATE / "git" / "demo.git").exists():
-        (STATE / "git").mkdir(exist_ok=True)
-        repo = Repo(STATE / "git" / "demo.git")
-        shutil.copytree(ROOT / "examples" / "app", repo.work / "app")
-        repo.commit({}, "demo: the example app")
+    (STATE / "git").mkdir(exist_ok=True)
+    repo = Repo(STATE / "git" / "demo.git")  # the examples as they are now, force-pushed
+    for example in ("app", "kustomize", "helm"):
+        shutil.copytree(ROOT / "examples" / example, repo.work / example)
+    repo.commit({}, "demo: the examples")
     spawn("git-server", [sys.executable, __file__, "serve-git"])
     spawn(
         "operator",
@@ -114,24 +116,28 @@ def up() -> None:
         "yaml",
     )
     kubectl("apply", "-f", "-", input=secret)
-    kubectl("apply", "-f", str(ROOT / "examples" / "gitrepository.yaml"), "-f", str(ROOT / "examples" / "sync.yaml"))
+    examples = ("gitrepository.yaml", "sync.yaml", "sync-kustomize.yaml")
+    kubectl("apply", *(a for e in examples for a in ("-f", str(ROOT / "examples" / e))))
 
     def ready(kind: str) -> bool:
-        obj = json.loads(kubectl("get", kind, "demo", "-n", "pullsync-demo", "-o", "json"))
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
+        items = json.loads(kubectl("get", kind, "-n", "pullsync-demo", "-o", "json"))["items"]
+        conditions = [c for obj in items for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        return len(conditions) == len(items) and all(c["status"] == "True" for c in conditions)
 
     started = time.monotonic()
     try:
-        wait.until(lambda: ready("gitrepository") and ready("sync"), timeout=90, what="the demo to be Ready")
+        wait.until(lambda: ready("gitrepositories") and ready("syncs"), timeout=90, what="the demo to be Ready")
     except AssertionError:
         print(kubectl("get", "gitrepo,sync", "-A"))
         raise SystemExit(f"the demo did not become Ready; see {STATE / 'operator.log'}") from None
     print(f"pullsync demo is up (Ready after {time.monotonic() - started:.1f}s)\n")
     print(kubectl("get", "gitrepo,sync", "-A"))
     print(kubectl("get", "all,configmap", "-n", "demo-app", "-l", "pullsync.dev/name=demo"))
+    print(kubectl("get", "deploy,svc,configmap", "-n", "web-staging", "-l", "pullsync.dev/name=web-staging"))
     print(
         f"Try:\n  export KUBECONFIG={KUBECONFIG}\n  kubectl get sync -A\n"
         f"  kubectl scale deploy/web -n demo-app --replicas=5   # drift: reverted at the next interval\n"
+        f"  .venv/bin/pullsync build examples/kustomize/overlays/staging   # what web-staging applies\n"
         f"  tail -f {STATE / 'operator.log'}\n  make demo-down\n"
     )
 

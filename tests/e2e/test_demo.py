@@ -15,6 +15,8 @@ def test_the_demo_syncs_the_examples_and_stops(cluster: Cluster) -> None:
         sync = cluster.get(sync_path("pullsync-demo", "demo"))
         assert condition(sync)["status"] == "True"
         assert cluster.get("/apis/apps/v1/namespaces/demo-app/deployments/web") is not None
+        assert condition(cluster.get(sync_path("pullsync-demo", "web-staging")))["status"] == "True"
+        assert cluster.get("/apis/apps/v1/namespaces/web-staging/deployments/staging-web") is not None
     finally:
         down = subprocess.run([*demo, "down"], capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 0, down.stderr

@@ -139,5 +139,5 @@ def test_what_cannot_be_applied_is_named_with_file_document_and_remedy(
     )
     fails_with(
         {"app/svc.yaml": None, "app/kustomization.yaml": "resources: [cm.yaml]\n"},
-        "app/kustomization.yaml: a Kustomize file; pullsync does not build Kustomize overlays yet",
+        "app/kustomization.yaml: a kustomization below spec.path; pullsync builds a kustomization only at spec.path",
     )
