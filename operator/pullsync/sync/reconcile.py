@@ -13,6 +13,7 @@ same loop after the reconcile in flight: what that reconcile wrote is pruned too
 """
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -104,6 +105,11 @@ def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kub
     # Only the user: the API server adds a ServiceAccount's groups itself, and impersonating
     # groups would need a right (`impersonate groups`) the chart does not grant.
     return services.client.impersonating(f"system:serviceaccount:{namespace}:{account}")
+
+
+# Renders wait here, not in the default executor: a burst of slow kustomize builds must
+# not hold up the git polls and fetches that run there.
+RENDER_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="pullsync-render")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,7 +442,8 @@ class SyncLoop(loops.ObjectLoop):
         cfg = self.services.config
         key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
         key += (cfg.limits, cfg.allow_remote_bases)
-        self.rendered = await asyncio.to_thread(self.rendering, artifact, spec, key)
+        loop = asyncio.get_running_loop()
+        self.rendered = await loop.run_in_executor(RENDER_THREADS, self.rendering, artifact, spec, key)
         return [documents.Document(**d) for d in json.loads(self.rendered.documents)]
 
     def rendering(self, artifact: bus.Artifact, spec: api.SyncSpec, key: tuple[Any, ...]) -> Rendered:
