@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps venv cluster cluster-down lint unit e2e test demo demo-down bench clean
+.PHONY: all deps venv cluster cluster-down lint unit e2e test demo demo-down bench image image-test clean
 
 all: test
 
@@ -54,6 +54,15 @@ demo: cluster
 
 demo-down:
 	@hack/demo.sh down
+
+# The operator image (podman, or docker where an engine answers; see hack/image.sh).
+image: venv
+	@hack/image.sh
+
+# The built image run as OpenShift runs it: an arbitrary UID in group 0, a read-only root
+# filesystem, writable only where the chart mounts volumes (needs root: mount, chroot).
+image-test: image cluster
+	$(VENV)/bin/pytest tests/image
 
 # Figures, not a test: prints a table and writes bench/results.json (see docs/performance.md).
 bench: cluster

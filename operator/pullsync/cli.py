@@ -18,6 +18,7 @@ from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
 from pullsync.web import endpoints
 
+IDENTITY = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"  # this process, for Leases and Kopf
 REMOTE_HELP = "let kustomizations use remote bases and resources (network access while rendering)"
 
 
@@ -232,6 +233,7 @@ async def _run(cfg: config.Config) -> int:
         clusterwide, namespaces = config.kopf_scope(cfg.namespaces)
         await kopf.operator(
             standalone=True,
+            identity=IDENTITY,  # type: ignore[arg-type]  # a str; Kopf guesses from /etc/passwd, which lacks OpenShift UIDs
             clusterwide=clusterwide,
             namespaces=namespaces,
             memo=kopf.Memo(config=cfg, ready=ready, fence=election.leading if election else None),
@@ -250,12 +252,11 @@ async def _run(cfg: config.Config) -> int:
 async def _campaign(cfg: config.Config) -> leader.Election | None:
     """Wait for the Lease (or a stop signal, then None)."""
     client = await kube.Client.connect(cfg.kubeconfig)
-    identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     election = leader.Election(
         client,
         namespace=cfg.leader_election_namespace,
         name=cfg.leader_election_id,
-        identity=identity,
+        identity=IDENTITY,
         duration=cfg.lease_duration,
         renew=cfg.lease_duration / 3,
         retry=max(0.5, cfg.lease_duration / 7),
