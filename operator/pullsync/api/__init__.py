@@ -28,6 +28,7 @@ FINALIZER = "pullsync.dev/finalizer"
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+HEALTHY = "Healthy"
 FETCH_FAILED = "FetchFailed"
 
 # Condition reasons (PascalCase, as Flux).
@@ -40,6 +41,8 @@ PRUNE_FAILED = "PruneFailed"
 ACCESS_DENIED = "AccessDenied"
 SOURCE_NOT_READY = "SourceNotReady"
 SUSPENDED = "Suspended"
+HEALTH_CHECK_FAILED = "HealthCheckFailed"
+DEPENDENCY_NOT_READY = "DependencyNotReady"
 INTERNAL_ERROR = "InternalError"  # a bug in pullsync: the operator log has the traceback
 
 
@@ -114,6 +117,16 @@ class HelmSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class ObjectRef:
+    """An object named in spec.healthChecks."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class SyncSpec:
     """A typed view of Sync.spec, validated."""
 
@@ -129,6 +142,9 @@ class SyncSpec:
     force: bool
     suspend: bool
     helm: HelmSpec | None = None
+    wait: bool = False
+    health_checks: tuple[ObjectRef, ...] = ()
+    depends_on: tuple[tuple[str | None, str], ...] = ()  # (namespace or None: the Sync's, name)
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> "SyncSpec":
@@ -150,6 +166,12 @@ class SyncSpec:
             force=bool(spec.get("force", False)),
             suspend=bool(spec.get("suspend", False)),
             helm=HelmSpec.parse(spec["helm"]) if isinstance(spec.get("helm"), dict) else None,
+            wait=bool(spec.get("wait", False)),
+            health_checks=tuple(
+                ObjectRef(str(c["apiVersion"]), str(c["kind"]), str(c["name"]), c.get("namespace") or None)
+                for c in spec.get("healthChecks") or []
+            ),
+            depends_on=tuple((d.get("namespace") or None, str(d["name"])) for d in spec.get("dependsOn") or []),
         )
 
 

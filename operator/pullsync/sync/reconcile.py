@@ -24,13 +24,13 @@ from typing import Any
 import pygit2
 
 from pullsync import api, kube
-from pullsync.api import conditions
+from pullsync.api import clock, conditions
 from pullsync.api.conditions import Outcome
 from pullsync.kube import events, fingerprint, watchcache
 from pullsync.render import build, documents, trees
 from pullsync.runtime import bus, loops, metrics
 from pullsync.runtime.services import Services
-from pullsync.sync import apply, inventory, plan
+from pullsync.sync import apply, history, inventory, plan
 
 log = logging.getLogger("pullsync.sync")
 
@@ -58,6 +58,7 @@ class Result:
     changes: list[str] = dataclasses.field(default_factory=list)
     warn: bool = True  # a failure worth a Warning event (not a source still fetching its first revision)
     transient: bool = False  # failed only for the API server's state (no answer, 429, 5xx): retry soon
+    history: list[dict[str, Any]] | None = None  # status.history with this reconcile in it; None: as it was
 
 
 @dataclasses.dataclass
@@ -119,6 +120,7 @@ class Rendered:
 
     key: tuple[Any, ...]
     commit: str
+    author: str  # of the commit: "Name <email>"
     observed: dict[tuple[str, str], str | None]  # what the render learned from the commit
     documents: str  # as JSON: each reconcile gets fresh copies
 
@@ -256,6 +258,19 @@ class SyncLoop(loops.ObjectLoop):
             log.exception("Sync %s/%s: unexpected error during %s", self.namespace, self.name, turn.stage)
             result = turn.crashed(e)
         elapsed = time.monotonic() - started
+        rendered = self.rendered
+        if turn.stage != "render" and rendered is not None and rendered.commit == artifact.commit:
+            result.history = history.record(
+                status.get("history") or [],
+                set_digest=history.digest(rendered.documents),
+                revision=artifact.revision,
+                author=rendered.author,
+                message=artifact.message,
+                status=result.outcome.reason,
+                seconds=elapsed,
+                now=clock.now(),
+                changed=bool(result.changes),
+            )
         level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
         counts = ""
         if result.plan:
@@ -448,10 +463,13 @@ class SyncLoop(loops.ObjectLoop):
 
     def rendering(self, artifact: bus.Artifact, spec: api.SyncSpec, key: tuple[Any, ...]) -> Rendered:
         """The last render if the commit changed nothing it read, else a new one (in a thread)."""
-        tree = trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit)
+        repository = pygit2.Repository(artifact.repository)
+        tree = trees.GitTree(repository, artifact.commit)
+        signature = repository[artifact.commit].peel(pygit2.Commit).author
+        author = f"{signature.name} <{signature.email}>"
         last = self.rendered
         if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.observed)):
-            return dataclasses.replace(last, commit=artifact.commit)
+            return dataclasses.replace(last, commit=artifact.commit, author=author)
         metrics.RENDERS.inc()
         recorded = trees.Recorded(tree)
         docs = build.render(
@@ -465,7 +483,8 @@ class SyncLoop(loops.ObjectLoop):
             allow_remote_bases=self.services.config.allow_remote_bases,
             limits=self.services.config.limits,
         )
-        return Rendered(key, artifact.commit, recorded.observed, json.dumps([dataclasses.asdict(d) for d in docs]))
+        documents_json = json.dumps([dataclasses.asdict(d) for d in docs])
+        return Rendered(key, artifact.commit, author, recorded.observed, documents_json)
 
     def remember(self, planned: list[plan.Planned], writes: apply.Writes, cache: watchcache.LiveCache | None) -> None:
         """Record what every object is now (as written, or as planned when unchanged), so
@@ -512,6 +531,8 @@ class SyncLoop(loops.ObjectLoop):
             status["plan"] = result.plan
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
+        if result.history is not None:
+            status["history"] = result.history
         status = {**self.unsaved, **status}
         try:
             await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=saved)
