@@ -39,6 +39,8 @@ class Bus:
         self._requested: set[Key] = set()
         self._artifacts: dict[Key, Artifact] = {}
         self._listeners: dict[Key, set[Key]] = {}
+        self._ready: dict[Key, bool] = {}  # Syncs: Ready at their current revision, as their last turn said
+        self._dependencies: dict[Key, tuple[Key, ...]] = {}  # Sync -> the Syncs it depends on
 
     def waker(self, key: Key) -> asyncio.Event:
         """The event that wakes the loop of `key` (created on first use)."""
@@ -68,6 +70,8 @@ class Bus:
         self._artifacts.pop(key, None)
         for listeners in self._listeners.values():
             listeners.discard(key)
+        self._ready.pop(key, None)
+        self._dependencies.pop(key, None)
 
     def publish(self, source: Key, artifact: Artifact) -> None:
         """Record the latest artifact of `source` and wake every listener."""
@@ -83,6 +87,31 @@ class Bus:
         for listeners in self._listeners.values():
             listeners.discard(listener)
         self._listeners.setdefault(source, set()).add(listener)
+
+    def depend(self, dependant: Key, dependencies: tuple[Key, ...]) -> None:
+        """Record what `dependant` depends on; a change wakes those that depend on it (a
+        cycle is then seen from every side)."""
+        if self._dependencies.get(dependant, ()) != dependencies:
+            self._dependencies[dependant] = dependencies
+            self._wake_dependants(dependant)
+
+    def dependencies(self, key: Key) -> tuple[Key, ...]:
+        return self._dependencies.get(key, ())
+
+    def announce(self, key: Key, ready: bool) -> None:
+        """`key` is (or is no longer) Ready at its current revision: wake its dependants."""
+        if self._ready.get(key) != ready:
+            self._ready[key] = ready
+            self._wake_dependants(key)
+
+    def ready(self, key: Key) -> bool | None:
+        """Whether `key` is Ready at its current revision; None if no loop has said."""
+        return self._ready.get(key)
+
+    def _wake_dependants(self, key: Key) -> None:
+        for dependant, dependencies in list(self._dependencies.items()):
+            if key in dependencies:
+                self.wake(dependant)
 
 
 Step = Callable[[], Awaitable[float]]  # one turn of a loop; returns seconds until the next

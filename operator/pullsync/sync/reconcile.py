@@ -175,6 +175,8 @@ class SyncLoop(loops.ObjectLoop):
         if result is None:  # waiting for the poller to publish: it wakes us
             self.seen = None
             return spec.retry_interval
+        if result.outcome.reason == api.DEPENDENCY_NOT_READY:
+            self.seen = None  # a dependency that becomes Ready wakes us: then apply
         metrics.RECONCILE_SECONDS.labels(KIND, result.outcome.ready).observe(time.monotonic() - started)
         if only_drift and not result.changes:
             result.plan = None  # a check that found nothing to do keeps the last plan in status
@@ -235,6 +237,9 @@ class SyncLoop(loops.ObjectLoop):
                 "the operator does not allow cross-namespace references (--allow-cross-namespace-refs)"
             )
             return Result(Outcome.failure(api.ACCESS_DENIED, message, stalled=True))
+        waiting = self.waiting_for_dependencies(spec)
+        if waiting is not None:
+            return waiting
         if artifact is None:
             return await self.source_not_ready(source_key)
         self.source_waits = 0
@@ -278,6 +283,49 @@ class SyncLoop(loops.ObjectLoop):
             counts = f": {p['objects']} objects, {p['created']} created, {p['changed']} changed, {p['pruned']} pruned"
         log.log(level, "Sync %s/%s: %s%s (%.2fs)", self.namespace, self.name, result.outcome.message, counts, elapsed)
         return result
+
+    def waiting_for_dependencies(self, spec: api.SyncSpec) -> Result | None:
+        """Why this Sync may not apply yet: a Sync of spec.dependsOn that is not Ready at
+        its current revision, a reference to another namespace, a cycle; None if none.
+        A dependency that becomes Ready wakes this loop at once (`bus.announce`)."""
+        keys = tuple((KIND, namespace or self.namespace, name) for namespace, name in spec.depends_on)
+        self.services.bus.depend(self.key, keys)
+        foreign = [k for k in keys if k[1] != self.namespace]
+        if foreign and not self.services.config.allow_cross_namespace_refs:
+            message = (
+                f"spec.dependsOn: Sync {foreign[0][1]}/{foreign[0][2]} is in another namespace; the operator "
+                "does not allow cross-namespace references (--allow-cross-namespace-refs)"
+            )
+            return Result(Outcome.failure(api.ACCESS_DENIED, message, stalled=True))
+        cycle = self.cycle()
+        if cycle:
+            path = " -> ".join(f"{k[1]}/{k[2]}" for k in cycle)
+            return Result(Outcome.failure(api.DEPENDENCY_NOT_READY, f"spec.dependsOn: a cycle: {path}", stalled=True))
+        waiting = [k for k in keys if not self.services.bus.ready(k)]
+        if not waiting:
+            return None
+        named = [
+            f"Sync {k[1]}/{k[2]}" + ("" if self.services.bus.ready(k) is False else " (not found yet)") for k in waiting
+        ]
+        return Result(
+            Outcome.failure(api.DEPENDENCY_NOT_READY, f"waiting for {', '.join(named)} to be Ready"), warn=False
+        )
+
+    def cycle(self) -> list[bus.Key]:
+        """A path of dependencies from this Sync back to itself, or []."""
+
+        def walk(path: list[bus.Key], seen: set[bus.Key]) -> list[bus.Key]:
+            for dependency in self.services.bus.dependencies(path[-1]):
+                if dependency == self.key:
+                    return [*path, dependency]
+                if dependency not in seen:
+                    seen.add(dependency)
+                    found = walk([*path, dependency], seen)
+                    if found:
+                        return found
+            return []
+
+        return walk([self.key], set())
 
     async def source_not_ready(self, source_key: bus.Key) -> Result | None:
         """Why there is no revision to apply. A source that is created or fetched along with
@@ -541,6 +589,7 @@ class SyncLoop(loops.ObjectLoop):
             raise
         self.unsaved = {}
         self.written = {**self.written, **status}
+        self.services.bus.announce(self.key, outcome.ready == "True")
         if result.changes:
             reason = "ReconciliationSucceeded" if result.applied else "Progressing"
             await self.events.normal(body, reason, events.fit(result.changes))
