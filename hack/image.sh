@@ -11,6 +11,7 @@
 # Set BASE (and BUILD_BASE) to build on other bases, e.g. BASE=python:3.11.11-slim-bookworm.
 # The image name is printed last; IMAGE overrides it.
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PULLSYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pullsync}/image
@@ -41,8 +42,10 @@ debian_base() {
     if [ ! -s "$tar" ]; then
       log "making $name from Debian's packages ($packages)"
       mkdir -p "$CACHE"
-      as_root mmdebstrap --quiet --variant=minbase --include="$packages" \
-        --aptopt='Acquire::Languages "none"' "$SUITE" "$tar.part" http://deb.debian.org/debian
+      as_root mmdebstrap --quiet --variant=minbase --format=tar --include="$packages" \
+        --aptopt='Acquire::Languages "none"' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' "$SUITE" "$tar.part" http://deb.debian.org/debian
       mv "$tar.part" "$tar"
     fi
     "${TOOL[@]}" import "$tar" "localhost/$name:$SUITE" >/dev/null

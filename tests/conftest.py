@@ -12,6 +12,7 @@ from support import wait
 from support.cluster import OPERATOR_SERVICE_ACCOUNT, ROOT, Cluster
 from support.git import HttpGitServer, SshGitServer
 from support.helm import chart_identity
+from support.kubelet import FakeKubelet
 from support.operator import Operator
 
 
@@ -68,3 +69,12 @@ def git_ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGitServer]:
     server.wait_ready()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(cluster: Cluster) -> Iterator[FakeKubelet]:
+    """A fake kubelet (tests/support/kubelet.py) that runs the Pods of the namespaces given
+    to its `serve()`: workloads roll out there as on a cluster with nodes."""
+    node = FakeKubelet(cluster, namespaces=()).start()
+    yield node
+    node.stop()
