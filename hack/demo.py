@@ -8,7 +8,9 @@ The git server (smart HTTP with basic auth, the same one the tests use) serves
 `examples/` committed as `demo.git`; two Syncs follow it: `demo` applies the plain
 manifests of `app/`, `web-staging` the kustomize overlay `kustomize/overlays/staging`.
 The operator runs as `pullsync run` in the background with its log in
-.cluster/demo/operator.log.
+.cluster/demo/operator.log. The local control plane has no kubelet: a fake one
+(tests/support/kubelet.py) binds the demo's Pods to a fake Node and reports them running,
+so that Deployments roll out and health means something. No container really runs.
 """
 
 import json
@@ -17,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,12 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support import wait  # noqa: E402
+from support.cluster import Cluster  # noqa: E402
 from support.git import HttpGitServer, Repo  # noqa: E402
+from support.kubelet import FakeKubelet  # noqa: E402
 
 STATE = ROOT / ".cluster" / "demo"
 BIN = Path(sys.executable).parent
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 GIT_PORT, GIT_USER, GIT_PASSWORD = 18080, "demo", "demo-password"
+DEMO_NAMESPACES = ("demo-app", "web-staging")  # where the examples' Pods are run by the fake kubelet
 ENV = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "KUBECACHEDIR": str(STATE / "kubecache")}
 
 
@@ -70,6 +76,15 @@ def serve_git() -> None:
     server.thread.join()
 
 
+def serve_kubelet() -> None:
+    """Run the fake kubelet for the demo's namespaces in the foreground until SIGTERM."""
+    kubelet = FakeKubelet(Cluster(KUBECONFIG), namespaces=DEMO_NAMESPACES).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    kubelet.stop()
+
+
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -81,6 +96,7 @@ def up() -> None:
         shutil.copytree(ROOT / "examples" / example, repo.work / example)
     repo.commit({}, "demo: the examples")
     spawn("git-server", [sys.executable, __file__, "serve-git"])
+    spawn("kubelet", [sys.executable, __file__, "serve-kubelet"])
     spawn(
         "operator",
         [
@@ -130,13 +146,15 @@ def up() -> None:
     except AssertionError:
         print(kubectl("get", "gitrepo,sync", "-A"))
         raise SystemExit(f"the demo did not become Ready; see {STATE / 'operator.log'}") from None
-    print(f"pullsync demo is up (Ready after {time.monotonic() - started:.1f}s)\n")
+    print(f"pullsync demo is up (Ready after {time.monotonic() - started:.1f}s)")
+    print("(no kubelet runs here: a fake one binds the Pods to a fake Node and reports them running)\n")
     print(kubectl("get", "gitrepo,sync", "-A"))
     print(kubectl("get", "all,configmap", "-n", "demo-app", "-l", "pullsync.dev/name=demo"))
     print(kubectl("get", "deploy,svc,configmap", "-n", "web-staging", "-l", "pullsync.dev/name=web-staging"))
     print(
         f"Try:\n  export KUBECONFIG={KUBECONFIG}\n  kubectl get sync -A\n"
         f"  kubectl scale deploy/web -n demo-app --replicas=5   # drift: reverted at the next interval\n"
+        f"  kubectl get sync demo -n pullsync-demo -o jsonpath='{{.status.health}}'   # pods run by a fake kubelet\n"
         f"  .venv/bin/pullsync build examples/kustomize/overlays/staging   # what web-staging applies\n"
         f"  tail -f {STATE / 'operator.log'}\n  make demo-down\n"
     )
@@ -153,10 +171,11 @@ def stop(name: str) -> None:
 
 def down() -> None:
     stop("operator")
+    stop("kubelet")
     stop("git-server")
     print("demo stopped (the control plane keeps running: make cluster-down)")
 
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
-    {"up": up, "down": down, "serve-git": serve_git}[command]()
+    {"up": up, "down": down, "serve-git": serve_git, "serve-kubelet": serve_kubelet}[command]()

@@ -1,5 +1,6 @@
 """The `pullsync` command line: `pullsync run` starts the operator; `pullsync build`
-shows what a Sync of a directory would apply, through the operator's own render code."""
+shows what a Sync of a directory would apply, through the operator's own render code;
+`pullsync health` the health of objects in a file, through its own health rules."""
 
 import argparse
 import asyncio
@@ -11,11 +12,14 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from pullsync import __version__, api, kube
+from pullsync.health import status as kstatus
 from pullsync.render import build, documents, kubeyaml, trees
 from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
+from pullsync.sync import inventory
 from pullsync.web import endpoints
 
 IDENTITY = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"  # this process, for Leases and Kopf
@@ -126,6 +130,16 @@ def parser() -> argparse.ArgumentParser:
         help="for a chart: a values file in the same repository, as in spec.helm.valuesFiles (repeatable)",
     )
     build.add_argument("--allow-remote-bases", action="store_true", help=REMOTE_HELP)
+    health = sub.add_parser(
+        "health",
+        help="the kstatus health of objects in a file (no cluster needed)",
+        description="Print the health of each object in FILE (YAML documents, a JSON object or a List, as "
+        "`kubectl get -o yaml|json` writes them), computed by the operator's own rules: Current, InProgress, "
+        "Failed, Terminating, NotFound or Unknown, with why. Exit code 0 when every object is Current, 1 "
+        "otherwise, 2 when FILE cannot be read.",
+    )
+    health.add_argument("-f", "--filename", required=True, type=Path, metavar="FILE", help="the objects ('-': stdin)")
+    health.add_argument("-o", "--output", choices=("table", "json"), default="table", help="a table, or JSON")
     return p
 
 
@@ -133,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "build":
         return print_build(args)
+    if args.command == "health":
+        return print_health(args.filename, args.output)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -205,6 +221,35 @@ def print_build(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(kubeyaml.dump(objects))
     return 0
+
+
+def print_health(path: Path, output: str) -> int:
+    """Print the health of every object in the file `path`."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+        objects = [o for _, value in kubeyaml.documents(text) for o in _items(value)]
+    except (OSError, kubeyaml.ReadError) as e:
+        print(f"pullsync health: {path}: {e}", file=sys.stderr)
+        return 2
+    rows = []
+    for obj in objects:
+        health = kstatus.of(obj)
+        rows.append({"id": inventory.Entry.of(obj).id, "status": health.status, "message": health.message})
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max([len(r["id"]) for r in rows] + [2])
+        print(f"{'ID':<{width}}  {'STATUS':<11}  MESSAGE")
+        for r in rows:
+            print(f"{r['id']:<{width}}  {r['status']:<11}  {r['message']}")
+    return 0 if all(r["status"] == kstatus.CURRENT for r in rows) else 1
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """The objects of one document: itself, or a List's items."""
+    if isinstance(value, dict) and isinstance(value.get("items"), list) and str(value.get("kind", "")).endswith("List"):
+        return [i for i in value["items"] if isinstance(i, dict)]
+    return [value] if isinstance(value, dict) and value.get("kind") else []
 
 
 def run(cfg: config.Config) -> int:

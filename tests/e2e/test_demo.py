@@ -14,6 +14,7 @@ def test_the_demo_syncs_the_examples_and_stops(cluster: Cluster) -> None:
         assert "pullsync demo is up" in up.stdout
         sync = cluster.get(sync_path("pullsync-demo", "demo"))
         assert condition(sync)["status"] == "True"
+        assert sync["status"]["health"]["status"] == "Current"  # with `wait: true`, and the fake kubelet
         assert cluster.get("/apis/apps/v1/namespaces/demo-app/deployments/web") is not None
         assert condition(cluster.get(sync_path("pullsync-demo", "web-staging")))["status"] == "True"
         assert cluster.get("/apis/apps/v1/namespaces/web-staging/deployments/staging-web") is not None

@@ -126,7 +126,7 @@ def test_valid_objects_get_defaults_and_printer_columns(cluster: Cluster, namesp
     assert sync["spec"]["interval"] == "5m"
     assert sync["spec"]["path"] == "./"
     header = cluster.kubectl("get", "sync", "-n", namespace).stdout.splitlines()[0].split()
-    assert header == ["NAME", "READY", "REVISION", "OBJECTS", "AGE", "STATUS"]
+    assert header == ["NAME", "READY", "REVISION", "OBJECTS", "HEALTH", "AGE", "STATUS"]
     header = cluster.kubectl("get", "gitrepo", "-n", namespace).stdout.splitlines()[0].split()
     assert header == ["NAME", "URL", "READY", "REVISION", "AGE", "STATUS"]
 

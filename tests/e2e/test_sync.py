@@ -436,7 +436,7 @@ def test_a_new_revision_shows_reconciling_while_it_runs_then_ready(
     reconciling = next(v for v in versions if condition(v).get("status") == "Unknown")
     assert condition(reconciling, "Reconciling")["status"] == "True"
     assert second in condition(reconciling)["message"]
-    assert [c["type"] for c in versions[-1]["status"]["conditions"]] == ["Ready"]
+    assert [c["type"] for c in versions[-1]["status"]["conditions"]] == ["Ready", "Healthy"]
     assert condition(versions[-1])["status"] == "True"
 
 

@@ -448,6 +448,7 @@ class Client:
 GITREPOSITORIES = Resource(api.GROUP, api.VERSION, "GitRepository", "gitrepositories", True)
 SYNCS = Resource(api.GROUP, api.VERSION, "Sync", "syncs", True)
 SECRETS = Resource("", "v1", "Secret", "secrets", True)
+PODS = Resource("", "v1", "Pod", "pods", True)
 
 
 async def _lines(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:

@@ -12,7 +12,8 @@ Reconciles record the content they applied or verified (`note`, with the Sync's
 namespace and name); a watch event with other content for such an object is drift, and
 `on_drift` is called with that Sync's (namespace, name), whatever the object's labels
 now say, since relabelling is drift too. Status updates are not content (see
-`fingerprint`): a controller writing status wakes nobody.
+`fingerprint`): a controller writing status is no drift, but `on_status` tells the Sync,
+whose health may have changed.
 """
 
 import asyncio
@@ -51,9 +52,15 @@ def key_of(resource: kube.Resource, namespace: str | None, name: str) -> ObjectK
 class LiveCache:
     """Managed objects by resource, namespace and name."""
 
-    def __init__(self, client: kube.Client, on_drift: Callable[[str, str], object]) -> None:
+    def __init__(
+        self,
+        client: kube.Client,
+        on_drift: Callable[[str, str], object],
+        on_status: Callable[[str, str], object] = lambda namespace, name: None,
+    ) -> None:
         self.client = client
         self.on_drift = on_drift
+        self.on_status = on_status
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -221,3 +228,5 @@ class LiveCache:
         if noted is not None and (kind == "DELETED" or noted[0] != fingerprint.of(obj)):
             del self._noted[key]
             self.on_drift(noted[1], noted[2])
+        elif noted is not None:  # the same content: a controller wrote status, the health may have changed
+            self.on_status(noted[1], noted[2])

@@ -1,6 +1,8 @@
 """Prometheus metrics of the operator, served on `--metrics-addr` at `/metrics`."""
 
-from prometheus_client import Counter, Histogram
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
 
 API_REQUESTS = Counter("pullsync_api_requests_total", "Kubernetes API requests, by verb", ["verb"])
 API_THROTTLED = Counter("pullsync_api_throttled_total", "Kubernetes API answers 429 Too Many Requests")
@@ -27,3 +29,19 @@ OBJECTS_PRUNED = Counter("pullsync_objects_pruned_total", "Objects deleted by pr
 DRY_RUNS_SKIPPED = Counter(
     "pullsync_dry_runs_skipped_total", "Objects found unchanged from the live cache, without a dry-run"
 )
+SYNC_HEALTH = Gauge(
+    "pullsync_sync_health",
+    "1 for the kstatus health of a Sync's applied objects (Current, InProgress, Failed, ...), by Sync",
+    ["namespace", "name", "status"],
+)
+HEALTH_STATUSES = ("Current", "InProgress", "Failed", "Terminating", "NotFound", "Unknown")
+
+
+def set_sync_health(namespace: str, name: str, status: str | None) -> None:
+    """Mark `status` as the Sync's health (None: the Sync is gone, drop its series)."""
+    for each in HEALTH_STATUSES:
+        if status is None:
+            with contextlib.suppress(KeyError):
+                SYNC_HEALTH.remove(namespace, name, each)
+        else:
+            SYNC_HEALTH.labels(namespace, name, each).set(1 if each == status else 0)

@@ -36,7 +36,8 @@ class Services:
             api_hosts=frozenset(h for h in api_hosts if h) | {"kubernetes.default.svc", "kubernetes.default"},
         )
         signals = bus.Bus()
-        live = watchcache.LiveCache(client, lambda ns, name: signals.wake(("Sync", ns, name), request=True))
+        wake = lambda ns, name: signals.wake(("Sync", ns, name), request=True)  # noqa: E731
+        live = watchcache.LiveCache(client, on_drift=wake, on_status=wake)  # a health change, too: a cheap turn
         live.ensure(watchcache.NAMESPACES)
         return cls(config=cfg, client=client, cache=cache, bus=signals, url_policy=policy, live=live)
 

@@ -26,11 +26,12 @@ import pygit2
 from pullsync import api, kube
 from pullsync.api import clock, conditions
 from pullsync.api.conditions import Outcome
+from pullsync.health import status as kstatus
 from pullsync.kube import events, fingerprint, watchcache
 from pullsync.render import build, documents, trees
 from pullsync.runtime import bus, loops, metrics
 from pullsync.runtime.services import Services
-from pullsync.sync import apply, history, inventory, plan
+from pullsync.sync import apply, healthcheck, history, inventory, plan
 
 log = logging.getLogger("pullsync.sync")
 
@@ -43,6 +44,7 @@ STAGE_REASONS = {
     "validate": api.VALIDATION_FAILED,
     "apply": api.APPLY_FAILED,
     "prune": api.PRUNE_FAILED,
+    "health": api.HEALTH_CHECK_FAILED,
 }
 
 
@@ -59,6 +61,7 @@ class Result:
     warn: bool = True  # a failure worth a Warning event (not a source still fetching its first revision)
     transient: bool = False  # failed only for the API server's state (no answer, 429, 5xx): retry soon
     history: list[dict[str, Any]] | None = None  # status.history with this reconcile in it; None: as it was
+    health: healthcheck.Report | None = None  # the applied objects' health; None: as it was
 
 
 @dataclasses.dataclass
@@ -140,6 +143,7 @@ class SyncLoop(loops.ObjectLoop):
         self.source_waits = 0  # reconciles in a row without a revision to apply
         self.transient_failures = 0  # reconciles in a row that failed for the API server's state
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
+        self.waiting_since: tuple[str, float] | None = None  # (revision, when applied) while `wait` waits
 
     def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The status as this loop knows it: the body's, what it wrote since, what is due."""
@@ -184,6 +188,8 @@ class SyncLoop(loops.ObjectLoop):
         self.transient_failures = self.transient_failures + 1 if result.transient else 0
         if result.outcome.ready == "True":
             delay = spec.interval
+        elif self.waiting_since is not None and result.outcome.reason == api.PROGRESSING:  # `wait`: health wakes us
+            delay = max(1.0, min(spec.retry_interval, self.waiting_since[1] + spec.timeout - time.monotonic()))
         elif result.transient:  # back off from 2 s: the API server is likely back before retryInterval
             delay = min(spec.retry_interval, 2.0**self.transient_failures)
         else:
@@ -194,6 +200,7 @@ class SyncLoop(loops.ObjectLoop):
     def release(self) -> None:
         """The Sync is gone."""
         self.services.bus.forget(self.key)
+        metrics.set_sync_health(self.namespace, self.name, None)
 
     async def set_finalizer(self, meta: Mapping[str, Any], present: bool) -> None:
         """Add or remove pullsync's finalizer; a conflict means a newer body is on its way."""
@@ -367,6 +374,17 @@ class SyncLoop(loops.ObjectLoop):
         ]
         summary = summarise(len(items), [p for p in planned if p.changed], pruned.pruned)
         entries = [i.entry for i in items] + pruned.kept
+        turn.stage = "health"
+        report = await healthcheck.check(
+            client,
+            self.services.live,
+            [i.entry for i in items],
+            spec.health_checks if spec.wait else (),
+            namespace=spec.target_namespace or self.namespace,
+            written={
+                p.item.entry.id: obj for p in planned if (obj := turn.writes.results.get(p.item.entry.id, p.live))
+            },
+        )
         if pruned.failures:
             outcome = Outcome.failure(api.PRUNE_FAILED, "prune failed: " + "; ".join(pruned.failures[:5]))
             return Result(
@@ -376,15 +394,35 @@ class SyncLoop(loops.ObjectLoop):
                 plan=summary,
                 changes=changes,
                 transient=pruned.transient,
+                health=report,
             )
+        outcome = self.waited(report, spec, turn.revision)
+        if outcome.reason == api.HEALTH_CHECK_FAILED:  # say why, from the Pods of what did not come up
+            report = await healthcheck.explain(client, self.services.live, report)
+            outcome = dataclasses.replace(outcome, message=f"{outcome.message}{report.describe()}")
         return Result(
-            Outcome.success(f"Applied revision: {turn.revision}"),
+            outcome,
             revision=turn.revision,
             applied=True,
             entries=entries,
             plan=summary,
             changes=changes,
+            health=report,
         )
+
+    def waited(self, report: healthcheck.Report, spec: api.SyncSpec, revision: str) -> Outcome:
+        """Ready once applied, or, with `wait`, once every object is Current; after
+        spec.timeout from the apply of this revision, HealthCheckFailed."""
+        if not spec.wait or report.current:
+            self.waiting_since = None
+            return Outcome.success(f"Applied revision: {revision}")
+        if self.waiting_since is None or self.waiting_since[0] != revision:
+            self.waiting_since = (revision, time.monotonic())
+        waited = time.monotonic() - self.waiting_since[1]
+        if waited >= spec.timeout:
+            message = f"not healthy {spec.timeout:g}s after revision {revision} was applied: "
+            return Outcome.failure(api.HEALTH_CHECK_FAILED, message)  # the caller adds what is not, and why
+        return Outcome.progressing(f"applied revision {revision}; waiting for {report.describe()}")
 
     async def build(self, turn: Turn, artifact: bus.Artifact, spec: api.SyncSpec) -> list[documents.Document]:
         """The documents at the artifact's commit under spec.path; never an empty set."""
@@ -548,6 +586,21 @@ class SyncLoop(loops.ObjectLoop):
             if cache is not None:
                 cache.note(p.item.resource, now, content, (self.namespace, self.name))
 
+    async def health_changed(
+        self, body: Mapping[str, Any], before: str | None, report: healthcheck.Report | None
+    ) -> None:
+        """An event and the metric when the health of the applied objects changes."""
+        if report is None or report.status == before:
+            return
+        metrics.set_sync_health(self.namespace, self.name, report.status)
+        message = f"health {before or 'unknown'} -> {report.status}" + (
+            f": {report.describe()}" if report.unhealthy else ""
+        )
+        if report.status == kstatus.FAILED:
+            await self.events.warning(body, api.HEALTH_CHECK_FAILED, events.fit(message.split("; "), separator="; "))
+        else:
+            await self.events.normal(body, "HealthChanged", events.fit(message.split("; "), separator="; "))
+
     @staticmethod
     def verb(planned: plan.Planned) -> str:
         if planned.recreate:
@@ -559,7 +612,8 @@ class SyncLoop(loops.ObjectLoop):
         saved = {**(body.get("status") or {}), **self.written}
         old = {**saved, **self.unsaved}
         generation = body.get("metadata", {}).get("generation")
-        outcome = result.outcome
+        health = result.health.as_status() if result.health is not None else old.get("health")
+        outcome = dataclasses.replace(result.outcome, extra=healthy_condition(health, result.health))
         short = events.fit(outcome.message.split("; "), limit=CONDITION_LIMIT, separator="; ")
         if short != outcome.message:
             short += " (all of it in the Sync's Warning event)"
@@ -581,6 +635,8 @@ class SyncLoop(loops.ObjectLoop):
             status["lastHandledReconcileAt"] = requested
         if result.history is not None:
             status["history"] = result.history
+        if result.health is not None:
+            status["health"] = health
         status = {**self.unsaved, **status}
         try:
             await self.services.client.patch_status(kube.SYNCS, self.namespace, self.name, status, previous=saved)
@@ -593,12 +649,28 @@ class SyncLoop(loops.ObjectLoop):
         if result.changes:
             reason = "ReconciliationSucceeded" if result.applied else "Progressing"
             await self.events.normal(body, reason, events.fit(result.changes))
+        await self.health_changed(body, (old.get("health") or {}).get("status"), result.health)
         if result.outcome.ready == "False" and result.outcome.reason != api.SUSPENDED and result.warn:
             await self.events.warning(
                 body, result.outcome.reason, events.fit(result.outcome.message.split("; "), separator="; ")
             )
         elif result.outcome.ready == "True":
             self.events.recovered()
+
+
+def healthy_condition(
+    health: Mapping[str, Any] | None, report: healthcheck.Report | None
+) -> tuple[tuple[str, str, str, str], ...]:
+    """The Healthy condition, from this reconcile's report or the last one in status."""
+    if not health:
+        return ()
+    status = str(health.get("status"))
+    truth = "True" if status == kstatus.CURRENT else "False" if status == kstatus.FAILED else "Unknown"
+    if report is not None:
+        message = report.describe() if report.unhealthy else "every applied object is Current"
+    else:
+        message = "; ".join(f"{u.get('id')}: {u.get('message')}" for u in (health.get("unhealthy") or [])[:5])
+    return ((api.HEALTHY, truth, status, message or status),)
 
 
 def summarise(objects: int, changed: list[plan.Planned], pruned: list[inventory.Entry]) -> dict[str, int]:
