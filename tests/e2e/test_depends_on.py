@@ -69,3 +69,20 @@ def test_a_dependency_cycle_is_reported_from_both_sides(
         assert cond["reason"] == "DependencyNotReady"
         assert f"{namespace}/{name} -> {namespace}/{other} -> {namespace}/{name}" in cond["message"]
     assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/a") is None
+
+
+def test_a_dependency_in_another_namespace_follows_the_source_rule(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    source.push({"a/cm.yaml": m.configmap("a")})
+    create_sync(cluster, namespace, "a", path="./a", dependsOn=[{"name": "infra", "namespace": "elsewhere"}])
+
+    def refused() -> dict[str, Any]:
+        cond = ready(cluster, namespace, "a")
+        assert cond.get("reason") == "AccessDenied", cond
+        return cond
+
+    cond = wait.until(refused, timeout=20, what="the cross-namespace dependency refused")
+    assert "spec.dependsOn: Sync elsewhere/infra is in another namespace" in cond["message"]
+    assert "--allow-cross-namespace-refs" in cond["message"]

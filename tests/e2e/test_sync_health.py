@@ -5,6 +5,7 @@ controller flips (the Sync sees it from the watch, at once), and the Health colu
 
 from typing import Any
 
+from pullsync.runtime import metrics
 from support import manifests as m
 from support import wait
 from support.cluster import Cluster, condition
@@ -37,6 +38,30 @@ def test_with_wait_a_rollout_makes_the_sync_ready_once_available(
     columns = cluster.kubectl("get", "sync", "app", "-n", namespace).stdout
     assert "HEALTH" in columns.splitlines()[0]
     assert "Current" in columns.splitlines()[1]
+    assert metrics.SYNC_HEALTH.labels(namespace, "app", "Current")._value.get() == 1
+    assert metrics.SYNC_HEALTH.labels(namespace, "app", "InProgress")._value.get() == 0
+    events = cluster.get(f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dapp") or {}
+    assert any(e["reason"] == "HealthChanged" and "-> Current" in e["message"] for e in events["items"])
+
+
+def test_a_new_revision_while_waiting_is_applied_at_once(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, kubelet: FakeKubelet
+) -> None:
+    kubelet.serve(namespace)
+    source = Source(cluster, namespace, git_http)
+    bad = source.push({"web.yaml": m.deployment("web", image="example.com/never-ready:1")})
+    create_sync(cluster, namespace, wait=True, timeout="10m")
+
+    def waiting() -> dict[str, Any]:
+        ready = condition(get_sync(cluster, namespace))
+        assert (ready.get("status"), ready.get("reason")) == ("Unknown", "Progressing"), ready
+        assert f"Deployment/{namespace}/web" in ready["message"]
+        return ready
+
+    wait.until(waiting, timeout=20, what="the Sync to wait for the Deployment")
+    assert get_sync(cluster, namespace)["status"]["lastAppliedRevision"].endswith(bad)
+    good = source.push({"web.yaml": m.deployment("web")})
+    wait_applied(cluster, namespace, good, timeout=30)  # not 10 minutes: the wait was given up
 
 
 def test_a_bad_image_fails_the_wait_naming_the_pod_and_a_good_commit_recovers(
@@ -117,3 +142,27 @@ def test_a_custom_resource_is_healthy_when_its_controller_says_ready(
     assert healthy(get_sync(cluster, namespace))["status"] == "Unknown"
     set_ready("True")
     wait.until(lambda: health(cluster, namespace).get("status") == "Current", timeout=15, what="Current again")
+
+
+def test_health_checks_name_objects_the_sync_does_not_apply(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, kubelet: FakeKubelet
+) -> None:
+    kubelet.serve(namespace)
+    db = f"/apis/apps/v1/namespaces/{namespace}/deployments/db"
+    cluster.kubectl("create", "deployment", "db", "-n", namespace, "--image=example.com/never-ready:1")
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"cm.yaml": m.configmap("settings")})
+    checks = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "db"}]
+    create_sync(cluster, namespace, wait=True, timeout="5m", healthChecks=checks)
+
+    def waiting() -> dict[str, Any]:
+        ready = condition(get_sync(cluster, namespace))
+        assert ready.get("reason") == "Progressing", ready
+        assert f"Deployment/{namespace}/db" in ready["message"]
+        return ready
+
+    wait.until(waiting, timeout=20, what="the Sync to wait for db")
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "never-ready", "image": "example.com/db:1"}]}}}}
+    cluster.api("PATCH", db, patch, content_type="application/strategic-merge-patch+json")
+    sync = wait_applied(cluster, namespace, commit, timeout=30)
+    assert sync["status"]["health"]["status"] == "Current"

@@ -38,6 +38,7 @@ log = logging.getLogger("pullsync.sync")
 KIND = "Sync"
 FINALIZE_ATTEMPTS = 5  # prune attempts when a Sync is deleted, FINALIZE_RETRY seconds apart
 FINALIZE_RETRY = 5.0
+WAIT_POLL = 5.0  # seconds between health checks while `wait` waits, whatever else wakes the Sync
 CONDITION_LIMIT = 400  # characters of the Ready message (the STATUS column); events carry the rest
 STAGE_REASONS = {
     "render": api.BUILD_FAILED,
@@ -188,8 +189,10 @@ class SyncLoop(loops.ObjectLoop):
         self.transient_failures = self.transient_failures + 1 if result.transient else 0
         if result.outcome.ready == "True":
             delay = spec.interval
-        elif self.waiting_since is not None and result.outcome.reason == api.PROGRESSING:  # `wait`: health wakes us
-            delay = max(1.0, min(spec.retry_interval, self.waiting_since[1] + spec.timeout - time.monotonic()))
+        elif self.waiting_since is not None and result.outcome.reason == api.PROGRESSING:
+            # `wait`: the watch of what it applied wakes it; healthChecks objects are looked at again
+            remaining = self.waiting_since[1] + spec.timeout - time.monotonic()
+            delay = max(1.0, min(spec.retry_interval, remaining, WAIT_POLL))
         elif result.transient:  # back off from 2 s: the API server is likely back before retryInterval
             delay = min(spec.retry_interval, 2.0**self.transient_failures)
         else:
