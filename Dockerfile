@@ -60,4 +60,6 @@ ENV PATH=/opt/pullsync/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PULLSYNC_CACHE_DIR=/var/cache/pullsync
 EXPOSE 9292 8080 8081
-ENTRYPOINT ["pullsync", "run"]
+# `pullsync run` by default; the chart's container args (`run`, then flags) replace CMD.
+ENTRYPOINT ["pullsync"]
+CMD ["run"]

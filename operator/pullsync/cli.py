@@ -97,7 +97,13 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "default"),
         help="namespace of the Lease (default: $POD_NAMESPACE or default)",
     )
-    ha.add_argument("--leader-election-id", default="pullsync", help="name of the Lease [pullsync]")
+    ha.add_argument("--leader-election-id", help="name of the Lease [pullsync, or pullsync-SHARD with --shard]")
+    ha.add_argument(
+        "--shard",
+        metavar="NAME",
+        help="reconcile only GitRepositories and Syncs labelled pullsync.dev/shard=NAME "
+        "(default: only those without that label)",
+    )
     ha.add_argument("--lease-duration", type=float, default=15.0, help="seconds a leader may go without renewing [15]")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     build = sub.add_parser(
@@ -188,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         max_fetch_bytes=args.max_fetch_bytes,
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
-        leader_election_id=args.leader_election_id,
+        leader_election_id=args.leader_election_id or ("pullsync-" + args.shard if args.shard else "pullsync"),
+        shard=args.shard,
         lease_duration=args.lease_duration,
     )
     return run(cfg)

@@ -28,6 +28,12 @@ def in_scope(namespace: str | None, memo: Any, **_: Any) -> bool:
     return config.in_scope(namespace, memo.config.namespaces)
 
 
+def as_seen(event: str | None, body: kopf.Body, memo: Any) -> str | None:
+    """The event as this operator's loops see it: an object of another shard (relabelled
+    away, say) is gone for them, and its loop stops; its new shard's operator takes it."""
+    return event if api.shard_of(body) == memo.config.shard else "DELETED"
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
@@ -48,7 +54,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if memo.get("ready") is not None:
         memo.ready.set()  # /readyz: this replica reconciles and receives webhooks
     namespaces = ", ".join(memo.config.namespaces) or "all namespaces"
-    log.info("pullsync started: watching %s, API server %s", namespaces, memo.services.client.server)
+    shard = f"shard {memo.config.shard}" if memo.config.shard else "objects of no shard"
+    log.info("pullsync started: watching %s (%s), API server %s", namespaces, shard, memo.services.client.server)
 
 
 @kopf.on.login()
@@ -78,9 +85,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(api.GROUP, api.VERSION, "gitrepositories", when=in_scope)
 async def gitrepository_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.gitrepositories.observe(type, body)
+    memo.gitrepositories.observe(as_seen(type, body, memo), body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, "syncs", when=in_scope)
 async def sync_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.syncs.observe(type, body)
+    memo.syncs.observe(as_seen(type, body, memo), body)

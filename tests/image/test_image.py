@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 import pullsync
 from support import manifests as m
 from support import wait
 from support.cluster import ROOT, Cluster, condition, sync_path
 from support.git import HttpGitServer, free_port
-from support.helm import chart_identity
+from support.helm import CHART, chart_identity, helm
 from support.sync import create_gitrepo, create_sync
 
 PODMAN = ["podman", "--storage-driver=vfs"]
@@ -93,7 +94,8 @@ def test_the_image_is_what_users_check(image: dict[str, Any], rootfs: Path) -> N
     assert labels["org.opencontainers.image.version"] == pullsync.__version__
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
     assert image["Config"]["User"] == "1001:0"
-    assert image["Config"]["Entrypoint"] == ["pullsync", "run"]
+    assert image["Config"]["Entrypoint"] == ["pullsync"]
+    assert image["Config"]["Cmd"] == ["run"]  # the chart's args replace it
     version = run(rootfs, image, "pullsync", "--version")
     assert version.stdout.strip() == f"pullsync {pullsync.__version__}", version.stderr
     assert "v1.37.1" in run(rootfs, image, "kubectl", "version", "--client").stdout
@@ -137,6 +139,20 @@ def kubeconfig_inside(cluster: Cluster, source: Path, rootfs: Path) -> str:
     return "/tmp/kubeconfig"
 
 
+def chart_args(namespace: str, ports: dict[str, int]) -> list[str]:
+    """The container args of the chart's Deployment (release `image`, watching `namespace`,
+    the test's plain-HTTP loopback git server allowed), as the kubelet would expand them,
+    with the listen addresses moved to free loopback ports."""
+    sets = [f"watchNamespaces={{{namespace}}}", "operator.allowInsecureHttp=true", "operator.allowLocalUrls=true"]
+    rendered = helm("template", "image", str(CHART), "-n", "pullsync-image", *(a for s in sets for a in ("--set", s)))
+    objects = [o for o in YAML(typ="safe").load_all(rendered.stdout) if o]
+    (container,) = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    args = [a.replace("$(POD_NAMESPACE)", "pullsync-image") for a in container["args"]]
+    for name, port in ports.items():
+        args = [f"--{name}-addr=127.0.0.1:{port}" if a.startswith(f"--{name}-addr=") else a for a in args]
+    return args
+
+
 def status(port: int, path: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
@@ -176,17 +192,8 @@ def test_the_entrypoint_as_an_arbitrary_uid_syncs_the_demo_and_a_kustomization_a
     ports = {name: free_port() for name in ("health", "metrics", "webhook")}
     args = [
         *image["Config"]["Entrypoint"],
-        f"--kubeconfig={kubeconfig_inside(cluster, identity, rootfs)}",
-        f"--namespace={namespace}",
-        "--leader-elect",  # as the chart runs it
-        "--leader-election-namespace=pullsync-image",
-        "--leader-election-id=image-pullsync",
-        "--cache-dir=/var/cache/pullsync",
-        f"--health-addr=127.0.0.1:{ports['health']}",
-        f"--metrics-addr=127.0.0.1:{ports['metrics']}",
-        f"--webhook-addr=127.0.0.1:{ports['webhook']}",
-        "--allow-insecure-http",  # the test git server is plain HTTP on loopback
-        "--allow-local-urls",
+        *chart_args(namespace, ports),
+        f"--kubeconfig={kubeconfig_inside(cluster, identity, rootfs)}",  # in place of the in-cluster config
     ]
     log = (tmp_path / "operator.log").open("w")
     operator = subprocess.Popen(chrooted(rootfs, image, *args), env=environment(image), stdout=log, stderr=log)

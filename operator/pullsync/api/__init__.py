@@ -18,6 +18,7 @@ FIELD_MANAGER = "pullsync"
 
 LABEL_NAME = "pullsync.dev/name"
 LABEL_NAMESPACE = "pullsync.dev/namespace"
+LABEL_SHARD = "pullsync.dev/shard"  # on GitRepositories and Syncs: which `pullsync run --shard` handles them
 ANNOTATION_PRUNE = "pullsync.dev/prune"
 ANNOTATION_RECONCILE = "pullsync.dev/reconcile"
 ANNOTATION_FORCE = "pullsync.dev/force"
@@ -185,6 +186,11 @@ def _duration(spec: Mapping[str, Any], field: str, default: str | None) -> float
 def owner_labels(name: str, namespace: str) -> dict[str, str]:
     """The labels that mark an object as applied by the Sync `namespace/name`."""
     return {LABEL_NAME: name, LABEL_NAMESPACE: namespace}
+
+
+def shard_of(obj: Mapping[str, Any]) -> str | None:
+    """The shard a GitRepository or Sync belongs to (None: the unsharded operator's)."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_SHARD) or None
 
 
 def is_disabled(obj: Mapping[str, Any], annotation: str) -> bool:

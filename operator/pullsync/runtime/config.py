@@ -30,6 +30,7 @@ class Config:
     leader_elect: bool = False
     leader_election_namespace: str = "default"
     leader_election_id: str = "pullsync"
+    shard: str | None = None  # reconcile only objects labelled pullsync.dev/shard=<shard> (None: unlabelled)
     lease_duration: float = 15.0
 
 

@@ -346,6 +346,12 @@ class SyncLoop(loops.ObjectLoop):
         why = ""
         if repo is None:
             message = f"GitRepository {source_key[1]}/{source_key[2]} not found"
+        elif api.shard_of(repo) != self.services.config.shard:
+            message = (
+                f"GitRepository {source_key[1]}/{source_key[2]} is in {_shard(api.shard_of(repo))}, this Sync in "
+                f"{_shard(self.services.config.shard)}: give both the same {api.LABEL_SHARD} label"
+            )
+            return Result(Outcome.failure(api.SOURCE_NOT_READY, message))
         elif (repo.get("status") or {}).get("artifact"):
             return None  # it has a revision that this process has not fetched yet
         else:
@@ -659,6 +665,10 @@ class SyncLoop(loops.ObjectLoop):
             )
         elif result.outcome.ready == "True":
             self.events.recovered()
+
+
+def _shard(name: str | None) -> str:
+    return f"shard {name}" if name else "no shard"
 
 
 def healthy_condition(
