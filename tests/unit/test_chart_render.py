@@ -114,3 +114,21 @@ def test_the_dockerfile_is_hadolint_clean() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_shards_get_a_deployment_lease_and_service_each_and_no_selector_overlaps() -> None:
+    objects = render("shards={a,b}")
+    deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
+    assert set(deployments) == {"pullsync", "pullsync-a", "pullsync-b"}
+    for name, deployment in deployments.items():
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        shard = name.removeprefix("pullsync").removeprefix("-") or None
+        assert f"--leader-election-id={name}" in args
+        assert [a for a in args if a.startswith("--shard")] == ([f"--shard={shard}"] if shard else [])
+    pod_labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments.values()]
+    services = [s["spec"]["selector"] for s in objects if s["kind"] == "Service"]
+    for selector in selectors + services:  # each selects the pods of exactly one Deployment
+        matched = [n for n, labels in pod_labels.items() if selector.items() <= labels.items()]
+        assert len(matched) == 1, (selector, matched)
+    assert [d["metadata"]["name"] for d in render() if d["kind"] == "Deployment"] == ["pullsync"]

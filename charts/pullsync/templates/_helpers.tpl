@@ -20,6 +20,20 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The labels of the operator's pods: the unsharded Deployment's are its selector labels;
+a shard's pods are named apart (their own name and a pullsync.dev/shard label), so that no
+selector of one Deployment or Service matches the pods of another. (list root shard) */}}
+{{- define "pullsync.podLabels" -}}
+{{- $root := index . 0 -}}{{- $shard := index . 1 -}}
+{{- if $shard -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}-shard
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+pullsync.dev/shard: {{ $shard | quote }}
+{{- else -}}
+{{ include "pullsync.selectorLabels" $root }}
+{{- end -}}
+{{- end -}}
+
 {{- define "pullsync.serviceAccountName" -}}
 {{- default (include "pullsync.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
