@@ -8,9 +8,11 @@ Prints a table and writes bench/results.json. Phases (see docs/performance.md):
   3. commit-to-applied latency for a one-object change, with a webhook and with polling;
   4. drift correction latency (`scale` of a managed Deployment until reverted);
   5. operator peak RSS at 3000 objects and with 100 GitRepositories + 100 Syncs;
-  6. render (no cluster): a commit of 50 kustomize overlays of one 20-object base, each
+  6. a fleet: 1000 GitRepository + Sync pairs of Flux's benchmark shape, created at once:
+     all Ready, peak RSS, the API requests of a quiet minute after;
+  7. render (no cluster): a commit of 50 kustomize overlays of one 20-object base, each
      rendered by the operator's own code (kubectl kustomize in the sandbox).
-Usage: python bench/bench.py [--sizes 100,1000,3000] [--commits 20]
+Usage: python bench/bench.py [--sizes 100,1000,3000] [--commits 20] [--fleet 1000] [--only-fleet]
 """
 
 import argparse
@@ -39,6 +41,7 @@ from support.operator import OperatorProcess, post_webhook  # noqa: E402
 from support.sync import create_gitrepo, create_sync  # noqa: E402
 
 NAMESPACES = 10
+API = "pullsync.dev/v1alpha1"
 
 
 def objects(n: int, prefix: str) -> dict[str, str]:
@@ -104,6 +107,27 @@ def render_overlays(overlays: int = 50, per_base: int = 20) -> dict[str, Any]:
         "median_ms": round(statistics.median(seconds) * 1000, 1),
         "max_ms": round(max(seconds) * 1000, 1),
     }
+
+
+def fleet_app(app: str) -> dict[str, str]:
+    """The 4 objects of one app in Flux's benchmark shape (a ClusterIP Service, not headless)."""
+    service = m.service(app).replace("{app: web}", f"{{app: {app}}}")
+    account = f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {app}\n"
+    ingress = f"""apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {app}
+spec:
+  rules:
+  - host: {app}.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {{service: {{name: {app}, port: {{number: 80}}}}}}
+"""
+    deployment = m.deployment(app, app=app, replicas=0)
+    return {"deploy.yaml": deployment, "sa.yaml": account, "svc.yaml": service, "ingress.yaml": ingress}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -257,6 +281,55 @@ class Bench:
             times.append(time.monotonic() - started)
         return {"samples": samples, "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
 
+    def fleet(self, count: int, quiet_s: float = 60.0) -> dict[str, Any]:
+        """Flux's published benchmark shape: `count` GitRepository + Sync pairs, each with a
+        repository of its own holding 4 objects (a Deployment scaled to 0, a ServiceAccount,
+        a ClusterIP Service, an Ingress), over 10 namespaces, created at once (one
+        `kubectl apply`); the time until all are Ready and the operator's peak RSS; then
+        the operator's API requests over `quiet_s` seconds of steady state."""
+        homes = [self.namespace(f"bench-{self.run}-fleet-{i}") for i in range(NAMESPACES)]
+        for home in homes:
+            self.cluster.secret(home, "git", {"username": self.git.username, "password": self.git.password})
+        documents: list[dict[str, Any]] = []
+        for i in range(count):
+            home, app = homes[i % NAMESPACES], f"app-{i}"
+            repo = f"fleet-{self.run}-{i}"
+            self.git.repo(repo).commit(fleet_app(app), "bench")
+            meta = {"name": app, "namespace": home}
+            source = {"url": self.git.url(repo), "interval": "1m", "secretRef": {"name": "git"}}
+            documents.append({"apiVersion": API, "kind": "GitRepository", "metadata": meta, "spec": source})
+            spec = {"sourceRef": {"kind": "GitRepository", "name": app}, "prune": True, "interval": "1m"}
+            documents.append({"apiVersion": API, "kind": "Sync", "metadata": meta, "spec": spec})
+        path = Path(tempfile.mkstemp(suffix=".json")[1])
+        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
+        started = time.monotonic()
+        self.cluster.kubectl("apply", "--server-side", "-f", str(path))
+        prefix = f"bench-{self.run}-fleet-"
+
+        def ready() -> bool:
+            syncs = (self.cluster.get("/apis/pullsync.dev/v1alpha1/syncs") or {}).get("items", [])
+            mine = [s for s in syncs if s["metadata"]["namespace"].startswith(prefix)]
+            return len(mine) == count and all(condition(s).get("status") == "True" for s in mine)
+
+        wait.until(ready, timeout=900, interval=1.0, what=f"{count} Syncs Ready")
+        all_ready = time.monotonic() - started
+        rss = self.operator.peak_rss_mb()
+        before = self.operator.metrics()
+        time.sleep(quiet_s)  # a measurement window, not a synchronisation
+        after = self.operator.metrics()
+        requests = {
+            k.split('verb="')[1].split('"')[0]: int(after[k] - before.get(k, 0))
+            for k in after
+            if k.startswith("pullsync_api_requests_total{") and after[k] != before.get(k, 0)
+        }
+        return {
+            "pairs": count,
+            "all_ready_s": round(all_ready, 1),
+            "peak_rss_mb": round(rss, 1),
+            "quiet_s": quiet_s,
+            "requests_in_quiet_window": requests,
+        }
+
     def many_syncs(self, count: int) -> dict[str, float]:
         homes = [self.namespace(f"bench-{self.run}-many-{i}") for i in range(count)]
         started = time.monotonic()
@@ -278,6 +351,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,3000")
     parser.add_argument("--commits", type=int, default=20)
+    parser.add_argument("--fleet", type=int, default=1000, help="GitRepository + Sync pairs of Flux's shape")
+    parser.add_argument("--only-fleet", action="store_true", help="run only the fleet phase")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -303,8 +378,10 @@ def main() -> None:
     }
     try:
         operator.wait_ready()
+        results["fleet"] = bench.fleet(args.fleet)
+        print("fleet", results["fleet"], flush=True)
         results["initial_sync"] = []
-        for n in sizes:
+        for n in sizes if not args.only_fleet else []:
             results["initial_sync"].append(bench.initial_sync(n))
             print("initial sync", results["initial_sync"][-1], flush=True)
             if n == 1000:
@@ -314,12 +391,13 @@ def main() -> None:
                 print("drift", results["drift"], flush=True)
             if n == max(sizes):
                 results["peak_rss_mb_at_max_objects"] = round(operator.peak_rss_mb(), 1)
-        results["latency_webhook"] = bench.latency(args.commits, webhook=True)
-        print("webhook", results["latency_webhook"], flush=True)
-        results["latency_polling_5s"] = bench.latency(args.commits, webhook=False)
-        print("polling", results["latency_polling_5s"], flush=True)
-        results["many_syncs"] = bench.many_syncs(100)
-        print("many", results["many_syncs"], flush=True)
+        if not args.only_fleet:
+            results["latency_webhook"] = bench.latency(args.commits, webhook=True)
+            print("webhook", results["latency_webhook"], flush=True)
+            results["latency_polling_5s"] = bench.latency(args.commits, webhook=False)
+            print("polling", results["latency_polling_5s"], flush=True)
+            results["many_syncs"] = bench.many_syncs(100)
+            print("many", results["many_syncs"], flush=True)
     finally:
         operator.stop()
         git.stop()
@@ -356,6 +434,15 @@ def table(r: dict[str, Any]) -> str:
         s = r["many_syncs"]
         rows.append(
             ("100 GitRepositories + 100 Syncs", f"Ready in {s['all_ready_s']} s, peak RSS {s['peak_rss_mb']} MB")
+        )
+    if "fleet" in r:
+        f = r["fleet"]
+        rows.append(
+            (
+                f"{f['pairs']} GitRepository + Sync pairs (Flux's shape)",
+                f"Ready in {f['all_ready_s']} s, peak RSS {f['peak_rss_mb']} MB, "
+                f"{sum(f['requests_in_quiet_window'].values())} API requests in {f['quiet_s']:g} s after",
+            )
         )
     if "render_overlays" in r:
         x = r["render_overlays"]

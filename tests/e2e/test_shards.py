@@ -22,7 +22,11 @@ LEASES = "pullsync-e2e"  # the chart's release namespace: its Role covers Leases
 
 
 @pytest.fixture
-def operators(operator_kubeconfig: Path, namespace: str) -> Iterator[dict[str | None, OperatorProcess]]:
+def operators(
+    cluster: Cluster, operator_kubeconfig: Path, namespace: str
+) -> Iterator[dict[str | None, OperatorProcess]]:
+    """The three operators; at the end, the Syncs are deleted while their shards still run
+    (their finalizers are theirs to remove: no other operator handles sharded Syncs)."""
     common = ["--namespace", namespace, "--allow-insecure-http", "--allow-local-urls"]
     common += ["--leader-elect", "--leader-election-namespace", LEASES, "--lease-duration", "6"]
     started = {}
@@ -31,6 +35,10 @@ def operators(operator_kubeconfig: Path, namespace: str) -> Iterator[dict[str | 
         args = [*common, "--leader-election-id", lease, *(["--shard", shard] if shard else [])]
         started[shard] = OperatorProcess(operator_kubeconfig, *args)
     yield started
+    syncs = f"/apis/pullsync.dev/v1alpha1/namespaces/{namespace}/syncs"
+    for sync in (cluster.get(syncs) or {}).get("items", []):
+        cluster.api("DELETE", f"{syncs}/{sync['metadata']['name']}")
+    wait.until(lambda: not (cluster.get(syncs) or {}).get("items"), timeout=30, what="the Syncs finalized")
     for process in started.values():
         process.stop()
 
