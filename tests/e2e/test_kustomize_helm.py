@@ -4,10 +4,8 @@ overlay change that costs one write, a commit elsewhere that costs no render and
 write, a chart with its CRD and values files, and every refusal of the sandbox as the
 Sync reports it (BuildFailed, nothing applied, the last good revision kept)."""
 
-import http.server
-import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -16,6 +14,7 @@ from support import manifests as m
 from support.cluster import AuditLog, Cluster, condition
 from support.git import HttpGitServer
 from support.operator import Operator
+from support.remote import recording_server
 from support.sync import Source, create_sync, get_sync, ids, wait_applied, wait_failed
 
 BASE = {
@@ -152,27 +151,11 @@ def test_a_chart_with_its_crd_and_values_files_is_applied_and_owned_like_any_set
     assert cluster.get(f"/apis/{group}/v1/namespaces/{namespace}/widgets/site-widget") is None  # pruned
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        self.send_response(404)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def remote_base() -> Iterator[tuple[str, list[str]]]:
     """A "remote" base: a local HTTP server that records what it is asked for."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    Recorder.requests = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/base.yaml", Recorder.requests
-    server.shutdown()
-    server.server_close()
+    with recording_server(None) as (url, requests):
+        yield f"{url}/base.yaml", requests
 
 
 def test_every_refusal_is_build_failed_with_nothing_applied_and_the_last_revision_kept(

@@ -3,13 +3,11 @@ build from a commit, parity with the tools run by hand, and every refusal of the
 (outside the repository, remote, plugins, Helm inflation, time, memory, output,
 environment)."""
 
-import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pygit2
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from pullsync import api, cli
 from pullsync.render import build, documents, kubeyaml, sandbox, trees
 from support.git import Repo
+from support.remote import recording_server
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: '1'}}\n"
@@ -128,30 +127,10 @@ def test_a_base_reached_through_another_base_is_checked_too(repo: Repo) -> None:
     assert str(e.value).startswith("base/kustomization.yaml: resources entry '../../elsewhere' is outside")
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        body = CM.format(name="remote").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def web_server() -> Iterator[tuple[str, list[str]]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    Recorder.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", Recorder.requests
-    server.shutdown()
-    server.server_close()
+    with recording_server(CM.format(name="remote").encode()) as server:
+        yield server
 
 
 def test_a_remote_resource_gets_no_request_unless_remote_bases_are_allowed(
