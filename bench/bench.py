@@ -303,7 +303,8 @@ class Bench:
         path = Path(tempfile.mkstemp(suffix=".json")[1])
         path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
         started = time.monotonic()
-        self.cluster.kubectl("apply", "--server-side", "-f", str(path))
+        kubectl = [str(Path(sys.executable).parent / "kubectl"), "apply", "--server-side", "-f", str(path)]
+        subprocess.run(kubectl, env=self.cluster.env(), capture_output=True, check=True, timeout=900)
         prefix = f"bench-{self.run}-fleet-"
 
         def ready() -> bool:

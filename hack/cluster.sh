@@ -155,7 +155,7 @@ start_apiserver() {
     --service-account-key-file "$CLUSTER_DIR/pki/sa.pub" \
     --service-account-signing-key-file "$CLUSTER_DIR/pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc \
-    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-cluster-ip-range 10.0.0.0/16 \
     --audit-policy-file "$CLUSTER_DIR/audit-policy.yaml" --audit-log-path "$CLUSTER_DIR/audit.log" \
     --audit-log-maxsize 200 --audit-log-maxbackup 1 \
     >>"$CLUSTER_DIR/kube-apiserver.log" 2>&1 &

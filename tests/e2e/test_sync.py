@@ -250,7 +250,7 @@ def test_an_empty_path_never_prunes_everything(
     assert len(ids(sync)) == 2
 
 
-IP = iter(range(20, 250, 2))  # cluster IPs unique within this run (10.0.0.0/24)
+IP = iter(range(20, 250, 2))  # cluster IPs unique within this run (10.0.0.0/16)
 IMMUTABLE = [
     ("a Service clusterIP", "svc.yaml", "10.0.0.{a}", "10.0.0.{b}", "spec.clusterIP"),
     (
