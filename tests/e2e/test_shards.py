@@ -24,10 +24,8 @@ LEASES = "pullsync-e2e"  # the chart's release namespace: its Role covers Leases
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A namespace of the shards' own: not `test-*`, which the session's operator serves."""
-    name = f"shards-{secrets.token_hex(3)}"
-    cluster.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    cluster.api("DELETE", f"/api/v1/namespaces/{name}")
+    with cluster.scratch_namespace("shards") as name:
+        yield name
 
 
 @pytest.fixture

@@ -165,10 +165,8 @@ def status(port: int, path: str) -> tuple[int, str]:
 
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"image-{os.urandom(3).hex()}"
-    cluster.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    cluster.api("DELETE", f"/api/v1/namespaces/{name}")
+    with cluster.scratch_namespace("image") as name:
+        yield name
 
 
 def test_the_entrypoint_as_an_arbitrary_uid_syncs_the_demo_and_a_kustomization_and_stops_cleanly(

@@ -5,6 +5,7 @@
 """
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -17,6 +18,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,16 @@ class Cluster:
                 if until(obj):
                     return seen
         raise AssertionError(f"{name} never reached the state awaited; saw {len(seen)} versions")
+
+    @contextlib.contextmanager
+    def scratch_namespace(self, prefix: str) -> Iterator[str]:
+        """A new namespace `<prefix>-<hex>` for the block, deleted after it (without waiting)."""
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        self.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        try:
+            yield name
+        finally:
+            self.api("DELETE", f"/api/v1/namespaces/{name}")
 
     def delete_namespace(self, namespace: str) -> None:
         """Delete a namespace whose operator may be gone: pullsync objects lose their finalizer

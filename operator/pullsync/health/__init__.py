@@ -13,7 +13,20 @@ from pullsync.health.status import (
     UNKNOWN,
     Health,
     of,
+    rank,
     worst,
 )
 
-__all__ = ["CURRENT", "FAILED", "IN_PROGRESS", "NOT_FOUND", "ORDER", "TERMINATING", "UNKNOWN", "Health", "of", "worst"]
+__all__ = [
+    "CURRENT",
+    "FAILED",
+    "IN_PROGRESS",
+    "NOT_FOUND",
+    "ORDER",
+    "TERMINATING",
+    "UNKNOWN",
+    "Health",
+    "of",
+    "rank",
+    "worst",
+]

@@ -54,10 +54,15 @@ def of(obj: Mapping[str, Any] | None, *, now: datetime.datetime | None = None) -
         return Health(UNKNOWN, f"unreadable status: {e}")
 
 
+def rank(status: str) -> int:
+    """Where `status` stands in ORDER (0: the worst); a status outside the six ranks as Unknown."""
+    return _RANK.get(status, _RANK[UNKNOWN])
+
+
 def worst(healths: Iterable[Health]) -> str:
     """The status of a set: the worst of its members by ORDER; an empty set is Current.
     A status outside the six counts as Unknown."""
-    ranks = [_RANK.get(h.status, _RANK[UNKNOWN]) for h in healths]
+    ranks = [rank(h.status) for h in healths]
     return ORDER[min(ranks)] if ranks else CURRENT
 
 

@@ -73,8 +73,7 @@ async def check(
             continue
         found.append((ref_id, kstatus.of(await client.get(resource, ref_namespace, ref.name))))
     unhealthy = [(i, h.status, h.message) for i, h in found if h.status != kstatus.CURRENT]
-    order = {s: n for n, s in enumerate(kstatus.ORDER)}
-    unhealthy.sort(key=lambda u: order.get(u[1], len(order)))
+    unhealthy.sort(key=lambda u: kstatus.rank(u[1]))
     return Report(kstatus.worst(h for _, h in found), tuple(unhealthy))
 
 
@@ -117,11 +116,10 @@ async def _worst_pod(client: kube.Client, cache: watchcache.LiveCache, entry: in
         return ""
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
     pods = (await client.list(kube.PODS, entry.namespace, selector=selector)).get("items") or []
-    order = {s: n for n, s in enumerate(kstatus.ORDER)}
     found = [
         (kstatus.of({"apiVersion": "v1", "kind": "Pod", **p}), p["metadata"]["name"]) for p in pods
     ]  # LIST items name no kind
-    worst = sorted(found, key=lambda w: order.get(w[0].status, 99))
+    worst = sorted(found, key=lambda w: kstatus.rank(w[0].status))
     if not worst or worst[0][0].status == kstatus.CURRENT:
         return ""
     health, name = worst[0]
