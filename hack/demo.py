@@ -88,7 +88,8 @@ def serve_kubelet() -> None:
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/gitrepositories.pullsync.dev", "crd/syncs.pullsync.dev")
+    crds = ("crd/gitrepositories.pullsync.dev", "crd/syncs.pullsync.dev", "crd/previews.pullsync.dev")
+    kubectl("wait", "--for=condition=Established", *crds)
 
     (STATE / "git").mkdir(exist_ok=True)
     repo = Repo(STATE / "git" / "demo.git")  # the examples as they are now, force-pushed

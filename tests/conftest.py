@@ -21,7 +21,7 @@ def cluster() -> Cluster:
     """The local control plane, up (reused if running), with pullsync's CRDs installed."""
     c = Cluster.up()
     c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev"):
+    for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev", "previews.pullsync.dev"):
         c.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
     return c
 

@@ -1,7 +1,8 @@
-"""The Kopf layer: start-up settings, and watch events of GitRepositories and Syncs.
+"""The Kopf layer: start-up settings, and watch events of GitRepositories, Syncs and Previews.
 
 The only module that imports kopf. Handlers stay thin: each event goes to `loops`, which
-runs one engine loop per object (`repository.RepositoryLoop`, `reconcile.SyncLoop`).
+runs one engine loop per object (`repository.RepositoryLoop`, `reconcile.SyncLoop`,
+`controller.PreviewLoop`, which reads Syncs and GitRepositories from the other loops' bodies).
 Only `on.event` handlers are registered, and only on pullsync's own kinds: Kopf never
 writes to any object (no finalizers, no annotations); the Sync loop keeps its own
 finalizer for pruning on deletion.
@@ -13,6 +14,7 @@ from typing import Any
 import kopf
 
 from pullsync import api, kube
+from pullsync.preview import controller
 from pullsync.runtime import config, loops
 from pullsync.runtime.services import Services
 from pullsync.source import repository
@@ -49,6 +51,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         services.bus, lambda ns, name, body: repository.RepositoryLoop(services, ns, name, body)
     )
     memo.syncs = loops.Loops(services.bus, lambda ns, name, body: reconcile.SyncLoop(services, ns, name, body))
+    memo.previews = loops.Loops(
+        services.bus,
+        lambda ns, name, body: controller.PreviewLoop(
+            services,
+            ns,
+            name,
+            body,
+            syncs=lambda ns, name: memo.syncs.bodies.get((ns, name)),
+            repositories=lambda ns, name: memo.gitrepositories.bodies.get((ns, name)),
+        ),
+    )
     memo.servers = Servers()
     await memo.servers.start((memo.config.webhook_addr, webhook.app(memo.services)))
     if memo.get("ready") is not None:
@@ -76,6 +89,7 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.previews.close()
     await memo.syncs.close()
     await memo.gitrepositories.close()
     await memo.servers.stop()
@@ -91,3 +105,8 @@ async def gitrepository_event(*, type: str | None, body: kopf.Body, memo: Any, *
 @kopf.on.event(api.GROUP, api.VERSION, "syncs", when=in_scope)
 async def sync_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.syncs.observe(as_seen(type, body, memo), body)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, "previews", when=in_scope)
+async def preview_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.previews.observe(as_seen(type, body, memo), body)

@@ -50,7 +50,7 @@ def test_helm_install_creates_crds_and_rbac_and_the_chart_identity_runs_a_sync(
     release = f"r{secrets.token_hex(3)}"
     namespace = install(cluster, release)
     try:
-        for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev"):
+        for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev", "previews.pullsync.dev"):
             assert cluster.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}") is not None
         assert cluster.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{release}-pullsync") is not None
         kubeconfig = token_kubeconfig(cluster, namespace, f"{release}-pullsync", tmp_path)

@@ -185,7 +185,7 @@ class ControlPlane:
         }
         self.cluster = Cluster(self._up())
         self.cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev"):
+        for crd in ("gitrepositories.pullsync.dev", "syncs.pullsync.dev", "previews.pullsync.dev"):
             self.cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
 
     def _up(self) -> Path:

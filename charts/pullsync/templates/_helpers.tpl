@@ -41,10 +41,10 @@ pullsync.dev/shard: {{ $shard | quote }}
 {{/* Rules every mode needs on pullsync's own kinds, Secrets (git credentials, webhook tokens), events and impersonation. */}}
 {{- define "pullsync.ownRules" -}}
 - apiGroups: [pullsync.dev]
-  resources: [gitrepositories, syncs]
+  resources: [gitrepositories, syncs, previews]
   verbs: [get, list, watch, patch, update]
 - apiGroups: [pullsync.dev]
-  resources: [gitrepositories/status, syncs/status, gitrepositories/finalizers, syncs/finalizers]
+  resources: [gitrepositories/status, syncs/status, previews/status, gitrepositories/finalizers, syncs/finalizers]
   verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [secrets]

@@ -45,6 +45,11 @@ SUSPENDED = "Suspended"
 HEALTH_CHECK_FAILED = "HealthCheckFailed"
 DEPENDENCY_NOT_READY = "DependencyNotReady"
 INTERNAL_ERROR = "InternalError"  # a bug in pullsync: the operator log has the traceback
+PUBLISH_FAILED = "PublishFailed"  # a Preview's plan could not be posted to its provider
+
+# A Preview's result per ref (status.previews[].result).
+PLANNED = "Planned"
+PLAN_FAILED = "Failed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +178,67 @@ class SyncSpec:
                 for c in spec.get("healthChecks") or []
             ),
             depends_on=tuple((d.get("namespace") or None, str(d["name"])) for d in spec.get("dependsOn") or []),
+        )
+
+
+# Preview.spec.provider.type, and its default address (None: required).
+PROVIDER_ADDRESSES = {
+    "github": "https://api.github.com",
+    "gitlab": "https://gitlab.com",
+    "gitea": None,
+    "generic": None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderSpec:
+    """Preview.spec.provider: where plans are published."""
+
+    type: str  # github | gitlab | gitea | generic
+    address: str
+    repository: str  # org/repo (GitLab: the project's path)
+    secret_name: str | None  # key `token`
+
+    @classmethod
+    def parse(cls, provider: Mapping[str, Any]) -> "ProviderSpec":
+        kind = str(provider.get("type") or "")
+        if kind not in PROVIDER_ADDRESSES:
+            raise ValueError(f"spec.provider.type: {kind!r} is not one of {', '.join(PROVIDER_ADDRESSES)}")
+        address = str(provider.get("address") or PROVIDER_ADDRESSES[kind] or "")
+        if not address:
+            raise ValueError(f"spec.provider.address: required for type {kind}")
+        repository = str(provider.get("repository") or "")
+        if kind != "generic" and not repository:
+            raise ValueError(f"spec.provider.repository: required for type {kind} (e.g. org/deploy-config)")
+        return cls(kind, address.rstrip("/"), repository, (provider.get("secretRef") or {}).get("name"))
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewSpec:
+    """A typed view of Preview.spec, validated."""
+
+    sync_name: str
+    refs: tuple[str, ...]  # globs over the remote's ref names
+    interval: float
+    provider: ProviderSpec | None
+    suspend: bool
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> "PreviewSpec":
+        """Raise ValueError with a field-naming message if the spec is unusable."""
+        name = str((spec.get("syncRef") or {}).get("name") or "")
+        if not name:
+            raise ValueError("spec.syncRef.name: required")
+        refs = spec.get("refs") or ["refs/pull/*/head"]
+        if not isinstance(refs, list) or not all(isinstance(r, str) and r.startswith("refs/") for r in refs):
+            raise ValueError("spec.refs: must be a list of ref globs starting with refs/ (e.g. refs/pull/*/head)")
+        provider = spec.get("provider")
+        return cls(
+            sync_name=name,
+            refs=tuple(refs),
+            interval=_duration(spec, "interval", "1m"),
+            provider=ProviderSpec.parse(provider) if isinstance(provider, dict) else None,
+            suspend=bool(spec.get("suspend", False)),
         )
 
 

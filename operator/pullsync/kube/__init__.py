@@ -447,6 +447,7 @@ class Client:
 
 GITREPOSITORIES = Resource(api.GROUP, api.VERSION, "GitRepository", "gitrepositories", True)
 SYNCS = Resource(api.GROUP, api.VERSION, "Sync", "syncs", True)
+PREVIEWS = Resource(api.GROUP, api.VERSION, "Preview", "previews", True)
 SECRETS = Resource("", "v1", "Secret", "secrets", True)
 PODS = Resource("", "v1", "Pod", "pods", True)
 

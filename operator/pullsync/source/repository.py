@@ -118,11 +118,11 @@ class RepositoryLoop(loops.ObjectLoop):
             await urlpolicy.check(spec.url, self.services.url_policy)
         except urlpolicy.Refused as e:
             raise GitFailure("policy", f"refused by the URL policy: {e}") from None
-        creds = await self.credentials(spec)
-        refs = await self.git("list", spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
+        creds = await credentials(self.services, self.namespace, spec.secret_name)
+        refs = await run_git("list", spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
         resolved = git.resolve(refs, spec.ref)
         if not cache.has_commit(spec.url, resolved.commit):
-            await self.git("fetch", spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
+            await run_git("fetch", spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
         artifact = bus.Artifact(
             url=spec.url,
             repository=str(cache.path(spec.url)),
@@ -135,40 +135,6 @@ class RepositoryLoop(loops.ObjectLoop):
         if self.services.bus.artifact(self.key) != artifact:
             self.services.bus.publish(self.key, artifact)
         return artifact
-
-    async def credentials(self, spec: api.GitRepositorySpec) -> Credentials | None:
-        if not spec.secret_name:
-            return None
-        # Read from a watch of Secrets: a quiet poll makes no API request, and a changed Secret
-        # is used from the next poll on. Without the rights to watch, a GET each poll.
-        clusterwide, _ = config.kopf_scope(self.services.config.namespaces)
-        scope = None if clusterwide else self.namespace
-        secret = self.services.live.secret(self.namespace, spec.secret_name, scope=scope)
-        if secret is watchcache.UNKNOWN:
-            try:
-                secret = await self.services.client.get(kube.SECRETS, self.namespace, spec.secret_name)
-            except kube.ApiError as e:
-                where = f"secret {self.namespace}/{spec.secret_name} (spec.secretRef)"
-                raise GitFailure("auth", f"cannot read {where}: {e.message}") from None
-            self.services.live.known_secret(self.namespace, spec.secret_name, secret, scope=scope)
-        if secret is None:
-            raise GitFailure("auth", f"secret {self.namespace}/{spec.secret_name} (spec.secretRef) not found")
-        return Credentials.from_secret(secret.get("data") or {})
-
-    @staticmethod
-    async def git(operation: str, timeout: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking git call in a thread, bounded by `timeout`, measured."""
-        started = time.monotonic()
-        result = "error"
-        try:
-            value = await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout + 1)
-            result = "ok"
-            return value
-        except TimeoutError:
-            raise GitFailure("timeout", f"timed out after {timeout:g}s") from None
-        finally:
-            metrics.GIT_OPERATIONS.labels(operation, result).inc()
-            metrics.GIT_SECONDS.labels(operation).observe(time.monotonic() - started)
 
     async def write_status(
         self,
@@ -197,3 +163,49 @@ class RepositoryLoop(loops.ObjectLoop):
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
         await self.services.client.patch_status(kube.GITREPOSITORIES, self.namespace, self.name, status, previous=old)
+
+
+async def credentials(services: Services, namespace: str, secret_name: str | None) -> Credentials | None:
+    """The git credentials of the Secret `secret_name` (spec.secretRef), or None without one.
+
+    Read from a watch of Secrets: a quiet poll makes no API request, and a changed Secret
+    is used from the next poll on. Without the rights to watch, a GET each poll."""
+    if not secret_name:
+        return None
+    secret = await read_secret(services, namespace, secret_name, field="spec.secretRef", error=GitFailure)
+    return Credentials.from_secret(secret.get("data") or {})
+
+
+async def read_secret(
+    services: Services, namespace: str, name: str, *, field: str, error: Callable[[str, str], Exception]
+) -> Mapping[str, Any]:
+    """The Secret `namespace/name`, from the watch of Secrets when it may be watched;
+    `error(cause, message)` is raised when it is missing or may not be read."""
+    clusterwide, _ = config.kopf_scope(services.config.namespaces)
+    scope = None if clusterwide else namespace
+    secret = services.live.secret(namespace, name, scope=scope)
+    if secret is watchcache.UNKNOWN:
+        try:
+            secret = await services.client.get(kube.SECRETS, namespace, name)
+        except kube.ApiError as e:
+            raise error("auth", f"cannot read secret {namespace}/{name} ({field}): {e.message}") from None
+        services.live.known_secret(namespace, name, secret, scope=scope)
+    if secret is None:
+        raise error("auth", f"secret {namespace}/{name} ({field}) not found")
+    found: Mapping[str, Any] = secret
+    return found
+
+
+async def run_git(operation: str, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking git call in a thread, bounded by `timeout`, measured."""
+    started = time.monotonic()
+    result = "error"
+    try:
+        value = await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout + 1)
+        result = "ok"
+        return value
+    except TimeoutError:
+        raise GitFailure("timeout", f"timed out after {timeout:g}s") from None
+    finally:
+        metrics.GIT_OPERATIONS.labels(operation, result).inc()
+        metrics.GIT_SECONDS.labels(operation).observe(time.monotonic() - started)

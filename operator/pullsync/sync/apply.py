@@ -151,12 +151,18 @@ async def _prune_one(
     live = await client.get(resource, entry.namespace or None, entry.name)
     if live is None:
         return False
-    live_labels = live.get("metadata", {}).get("labels") or {}
-    if any(live_labels.get(k) != v for k, v in labels.items()) or api.is_disabled(live, api.ANNOTATION_PRUNE):
+    if not prunable(live, labels):
         return False
     if cache is not None:
         cache.forget(resource, entry.namespace or None, entry.name)
     return await client.delete(resource, entry.namespace or None, entry.name, uid=live["metadata"].get("uid"))
+
+
+def prunable(live: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A live object that a prune may delete: it still carries the Sync's owner `labels`
+    and lacks `pullsync.dev/prune: disabled`."""
+    live_labels = live.get("metadata", {}).get("labels") or {}
+    return all(live_labels.get(k) == v for k, v in labels.items()) and not api.is_disabled(live, api.ANNOTATION_PRUNE)
 
 
 def _message(error: BaseException) -> str:

@@ -1,0 +1,342 @@
+"""Publishing a plan to GitHub, Gitea, GitLab and a generic receiver, against a local fake
+of their REST APIs with a real aiohttp client: the exact requests, one comment edited in
+place, and errors that say what failed without the token."""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+import pullsync
+from pullsync.preview import comment, report
+from pullsync.web import providers, webhook
+from support.provider import FakeProvider
+
+TOKEN = "s3cr3t-forge-token"
+SHA = "4f1c2ab" + "9" * 33
+REF = "refs/pull/12/head"
+CONTEXT = "pullsync/team-a/prod-prs"
+
+
+def a_plan(*, replicas: int = 3, errors: list[str] | None = None) -> report.Report:
+    return report.Report(
+        sync_namespace="team-a",
+        sync_name="prod",
+        revision=f"{REF}@sha1:{SHA}",
+        changes=[
+            report.Change(
+                report.CREATE,
+                "team-a_web__Service",
+                "Service",
+                "team-a",
+                "web",
+                "deploy/web.yaml#1",
+                [{"op": "add", "path": "", "value": {"kind": "Service", "metadata": {"name": "web"}}}],
+            ),
+            report.Change(
+                report.CHANGE,
+                "team-a_web_apps_Deployment",
+                "Deployment",
+                "team-a",
+                "web",
+                "deploy/web.yaml#0",
+                [{"op": "replace", "path": "/spec/replicas", "value": replicas}],
+            ),
+            report.Change(report.PRUNE, "team-a_old__ConfigMap", "ConfigMap", "team-a", "old", "", []),
+        ],
+        unchanged=5,
+        errors=errors or [],
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider(TOKEN) as server:
+        yield server
+
+
+async def publish(target: providers.Target, *, ref: str = REF, plan: report.Report | None = None, **kw: Any) -> None:
+    async with aiohttp.ClientSession() as session:
+        await providers.publish(session, target, context=CONTEXT, ref=ref, commit=SHA, report=plan or a_plan(), **kw)
+
+
+def github(fake: FakeProvider, token: str | None = TOKEN) -> providers.Target:
+    return providers.Target("github", fake.url, "org/deploy-config", token)
+
+
+# pull request refs
+
+
+@pytest.mark.parametrize(
+    ("ref", "number"),
+    [
+        ("refs/pull/12/head", 12),
+        ("refs/pull/7/merge", 7),
+        ("refs/merge-requests/3/head", 3),
+        ("refs/merge-requests/3/merge", 3),
+        ("refs/heads/main", None),
+        ("refs/heads/pull/12/head", None),
+        ("refs/pull/0/head", None),
+        ("refs/pull/x/head", None),
+    ],
+)
+def test_the_pull_request_number_is_read_from_pull_and_merge_request_refs_only(ref: str, number: int | None) -> None:
+    assert providers.pull_request(ref) == number
+
+
+def test_a_target_never_shows_its_token_and_refuses_an_unknown_type() -> None:
+    assert TOKEN not in repr(providers.Target("github", "https://api.github.com", "org/repo", TOKEN))
+    with pytest.raises(ValueError, match="unknown provider type"):
+        providers.Target("bitbucket", "https://x", "org/repo", TOKEN)
+
+
+def test_the_api_prefix_of_gitea_and_gitlab_is_added_once() -> None:
+    assert providers.Target("gitea", "https://gitea.example.com/", "o/r").base == "https://gitea.example.com/api/v1"
+    assert providers.Target("gitea", "https://g.example.com/api/v1", "o/r").base == "https://g.example.com/api/v1"
+    assert providers.Target("gitlab", "https://gitlab.example.com", "o/r").base == "https://gitlab.example.com/api/v4"
+    assert providers.Target("github", "https://api.github.com", "o/r").base == "https://api.github.com"
+
+
+# GitHub
+
+
+async def test_github_gets_a_commit_status_and_one_new_comment_with_the_exact_requests(fake: FakeProvider) -> None:
+    await publish(github(fake))
+
+    calls = fake.calls
+    assert [(c.method, c.path, c.query) for c in calls] == [
+        ("POST", f"/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/repos/org/deploy-config/issues/12/comments", {"per_page": "100", "page": "1"}),
+        ("POST", "/repos/org/deploy-config/issues/12/comments", {}),
+    ]
+    assert calls[0].json == {"state": "success", "description": "+1 ~1 -1", "context": CONTEXT}
+    body = comment.markdown(a_plan(), context=CONTEXT, commit=SHA)
+    assert calls[2].json == {"body": body}
+    for call in calls:
+        assert call.headers["authorization"] == f"Bearer {TOKEN}"
+        assert call.headers["accept"] == "application/vnd.github+json"
+        assert call.headers["user-agent"] == f"pullsync/{pullsync.__version__}"
+    assert [c.body for c in fake.comments("org/deploy-config", 12)] == [body]
+    assert fake.statuses("org/deploy-config", SHA) == [calls[0].json]
+
+
+async def test_a_second_publish_edits_the_github_comment_in_place(fake: FakeProvider) -> None:
+    await publish(github(fake))
+    (first,) = fake.comments("org/deploy-config", 12)
+    fake.clear()
+
+    failing = a_plan(replicas=4, errors=["deploy/web.yaml#0: bad"])
+    await publish(github(fake), plan=failing)
+
+    assert fake.calls_to("POST", "/repos/org/deploy-config/issues") == []
+    (patch,) = fake.calls_to("PATCH")
+    assert patch.path == f"/repos/org/deploy-config/issues/comments/{first.id}"
+    assert patch.json == {"body": comment.markdown(failing, context=CONTEXT, commit=SHA)}
+    (edited,) = fake.comments("org/deploy-config", 12)
+    assert edited.id == first.id
+    assert "This revision would fail" in edited.body
+    assert fake.statuses("org/deploy-config", SHA)[-1]["state"] == "failure"
+
+
+async def test_an_unchanged_plan_does_not_edit_the_comment(fake: FakeProvider) -> None:
+    await publish(github(fake))
+    fake.clear()
+
+    await publish(github(fake))
+
+    assert fake.calls_to("PATCH") == []
+    assert len(fake.calls_to("POST", "/repos/org/deploy-config/issues")) == 0
+    assert len(fake.comments("org/deploy-config", 12)) == 1
+
+
+async def test_our_comment_is_found_past_the_first_page_and_others_are_left_alone(fake: FakeProvider) -> None:
+    for i in range(150):
+        fake.add_comment("org/deploy-config", 12, f"LGTM {i}")
+    ours = fake.add_comment("org/deploy-config", 12, comment.marker(CONTEXT) + "\nold plan", author="pullsync-bot")
+    fake.add_comment("org/deploy-config", 12, comment.marker("pullsync/other-preview") + "\nnot ours")
+
+    await publish(github(fake))
+
+    assert [c.query["page"] for c in fake.calls_to("GET")] == ["1", "2"]
+    assert [c.path for c in fake.calls_to("PATCH")] == [f"/repos/org/deploy-config/issues/comments/{ours}"]
+    assert fake.calls_to("POST", "/repos/org/deploy-config/issues") == []
+    bodies = [c.body for c in fake.comments("org/deploy-config", 12)]
+    assert len(bodies) == 152
+    assert bodies[150] == comment.markdown(a_plan(), context=CONTEXT, commit=SHA)
+    assert bodies[151].endswith("not ours")
+
+
+async def test_a_known_comment_id_skips_the_listing_and_a_deleted_one_falls_back_to_a_new_comment(
+    fake: FakeProvider,
+) -> None:
+    known: dict[str, int] = {}
+    await publish(github(fake), known=known)
+    (first,) = fake.comments("org/deploy-config", 12)
+    assert list(known.values()) == [first.id]
+    fake.clear()
+
+    await publish(github(fake), plan=a_plan(replicas=9), known=known)
+    assert [(c.method, c.path) for c in fake.calls if "/issues/" in c.path] == [
+        ("GET", f"/repos/org/deploy-config/issues/comments/{first.id}"),
+        ("PATCH", f"/repos/org/deploy-config/issues/comments/{first.id}"),
+    ]
+
+    fake.delete_comment(first.id)
+    fake.clear()
+    await publish(github(fake), known=known)
+    assert [c.method for c in fake.calls if "/issues/" in c.path] == ["GET", "GET", "POST"]
+    (second,) = fake.comments("org/deploy-config", 12)
+    assert list(known.values()) == [second.id]
+
+
+async def test_a_branch_ref_gets_a_commit_status_and_no_comment(fake: FakeProvider) -> None:
+    await publish(github(fake), ref="refs/heads/feature-x")
+
+    assert [(c.method, c.path) for c in fake.calls] == [("POST", f"/repos/org/deploy-config/statuses/{SHA}")]
+
+
+# Gitea
+
+
+async def test_gitea_gets_the_same_calls_under_api_v1_with_its_token_scheme(fake: FakeProvider) -> None:
+    target = providers.Target("gitea", fake.url, "org/deploy-config", TOKEN)
+    await publish(target)
+    first = fake.comments("org/deploy-config", 12)[0]
+    await publish(target, plan=a_plan(replicas=1))
+
+    assert [(c.method, c.path, c.query) for c in fake.calls] == [
+        ("POST", f"/api/v1/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
+        ("POST", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
+        ("POST", f"/api/v1/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
+        ("PATCH", f"/api/v1/repos/org/deploy-config/issues/comments/{first.id}", {}),
+    ]
+    assert fake.calls[0].json == {"state": "success", "description": "+1 ~1 -1", "context": CONTEXT}
+    assert fake.calls[-1].json == {"body": comment.markdown(a_plan(replicas=1), context=CONTEXT, commit=SHA)}
+    assert {c.headers["authorization"] for c in fake.calls} == {f"token {TOKEN}"}
+    assert len(fake.comments("org/deploy-config", 12)) == 1
+
+
+# GitLab
+
+
+async def test_gitlab_gets_a_named_status_and_one_merge_request_note_edited_with_put(fake: FakeProvider) -> None:
+    target = providers.Target("gitlab", fake.url, "group/sub/deploy-config", TOKEN)
+    failing = a_plan(errors=["deploy/web.yaml#0: spec.replicas: must be an integer"])
+    await publish(target, ref="refs/merge-requests/3/head", plan=failing)
+    (note,) = fake.comments("group/sub/deploy-config", 3)
+    await publish(target, ref="refs/merge-requests/3/head")
+
+    project = "/api/v4/projects/group%2Fsub%2Fdeploy-config"
+    listing = {"sort": "asc", "order_by": "created_at", "per_page": "100", "page": "1"}
+    assert [(c.method, c.path, c.query) for c in fake.calls] == [
+        ("POST", f"{project}/statuses/{SHA}", {}),
+        ("GET", f"{project}/merge_requests/3/notes", listing),
+        ("POST", f"{project}/merge_requests/3/notes", {}),
+        ("POST", f"{project}/statuses/{SHA}", {}),
+        ("GET", f"{project}/merge_requests/3/notes", listing),
+        ("PUT", f"{project}/merge_requests/3/notes/{note.id}", {}),
+    ]
+    assert fake.calls[0].json == {
+        "state": "failed",
+        "name": CONTEXT,
+        "description": "failed: deploy/web.yaml#0: spec.replicas: must be an integer",
+    }
+    assert fake.calls[3].json["state"] == "success"
+    assert {c.headers["private-token"] for c in fake.calls} == {TOKEN}
+    assert all("authorization" not in c.headers for c in fake.calls)
+    (edited,) = fake.comments("group/sub/deploy-config", 3)
+    assert edited.body == comment.markdown(a_plan(), context=CONTEXT, commit=SHA)
+
+
+# generic
+
+
+async def test_the_generic_receiver_gets_the_plan_signed_with_the_token(fake: FakeProvider) -> None:
+    target = providers.Target("generic", f"{fake.url}/hooks/plans", "", TOKEN)
+    await publish(target)
+
+    (call,) = fake.calls
+    assert (call.method, call.path) == ("POST", "/hooks/plans")
+    assert call.json == {
+        "context": CONTEXT,
+        "ref": REF,
+        "commit": SHA,
+        "state": "success",
+        "description": "+1 ~1 -1",
+        "plan": a_plan().as_json(),
+    }
+    assert call.headers["x-signature"] == "sha256=" + hmac.new(TOKEN.encode(), call.body, hashlib.sha256).hexdigest()
+    assert webhook.signature_valid({"X-Signature": call.headers["x-signature"]}, call.body, TOKEN.encode())
+    assert "authorization" not in call.headers
+    assert call.headers["content-type"] == "application/json"
+
+
+async def test_the_generic_receiver_without_a_token_gets_no_signature(fake: FakeProvider) -> None:
+    await publish(providers.Target("generic", f"{fake.url}/hook", "", None))
+
+    (call,) = fake.calls
+    assert "x-signature" not in call.headers
+    assert json.loads(call.body)["plan"]["summary"] == "+1 ~1 -1"
+
+
+# failures
+
+
+async def test_a_wrong_token_is_a_publish_error_that_does_not_contain_the_token(fake: FakeProvider) -> None:
+    wrong = "wrong-token-123456"
+    with pytest.raises(providers.PublishError) as caught:
+        await publish(github(fake, token=wrong))
+
+    message = str(caught.value)
+    assert f"github: POST /repos/org/deploy-config/statuses/{SHA}: 401 Bad credentials" in message
+    assert "github: GET /repos/org/deploy-config/issues/12/comments: 401 Bad credentials" in message
+    assert wrong not in message
+    assert TOKEN not in message
+
+
+async def test_a_token_echoed_by_the_server_is_redacted(fake: FakeProvider) -> None:
+    fake.fail_next(403, message=f"token {TOKEN} lacks the repo:status scope")
+    with pytest.raises(providers.PublishError, match=r"gitlab: POST .*: 403 token \*\*\* lacks") as caught:
+        await publish(providers.Target("gitlab", fake.url, "org/repo", TOKEN), ref="refs/heads/main")
+    assert TOKEN not in str(caught.value)
+
+
+async def test_a_server_error_is_a_publish_error_and_the_next_publish_completes_the_job(fake: FakeProvider) -> None:
+    fake.fail_next(500, times=2)  # the status and the listing
+    with pytest.raises(providers.PublishError, match="500 Internal Server Error"):
+        await publish(github(fake))
+    assert fake.comments("org/deploy-config", 12) == []
+
+    await publish(github(fake))  # the controller's retry
+
+    assert len(fake.comments("org/deploy-config", 12)) == 1
+    assert fake.statuses("org/deploy-config", SHA)[-1]["state"] == "success"
+
+
+async def test_a_comment_that_fails_still_gets_the_status_and_raises(fake: FakeProvider) -> None:
+    await publish(github(fake))
+    fake.clear()
+    fake.fail_next(502, message="Bad Gateway")  # answered to the status... then the listing works
+    with pytest.raises(providers.PublishError, match=r"statuses/.*: 502 Bad Gateway"):
+        await publish(github(fake), plan=a_plan(replicas=7))
+    assert [c.method for c in fake.calls] == ["POST", "GET", "PATCH"]
+
+
+async def test_a_redirect_is_not_followed(fake: FakeProvider) -> None:
+    fake.fail_next(302, message="moved")
+    with pytest.raises(providers.PublishError, match="302"):
+        await publish(github(fake), ref="refs/heads/main")
+    assert len(fake.calls) == 1
+
+
+async def test_an_unreachable_server_is_a_publish_error() -> None:
+    with FakeProvider(TOKEN) as gone:
+        url = gone.url
+    with pytest.raises(providers.PublishError, match=r"github: POST /repos/org/repo/statuses/"):
+        await publish(providers.Target("github", url, "org/repo", TOKEN), ref="refs/heads/main")
