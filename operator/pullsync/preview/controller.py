@@ -156,7 +156,10 @@ class PreviewLoop(loops.ObjectLoop):
         repo_body = self.repositories(*source)
         if repo_body is None:
             return Outcome.failure(api.SOURCE_NOT_READY, f"GitRepository {source[0]}/{source[1]} not found")
-        repo_spec = api.GitRepositorySpec.parse(repo_body.get("spec") or {})
+        try:
+            repo_spec = api.GitRepositorySpec.parse(repo_body.get("spec") or {})
+        except ValueError as e:
+            return Outcome.failure(api.SOURCE_NOT_READY, f"GitRepository {source[0]}/{source[1]}: {e}")
         try:
             refs = await self.list_refs(source[0], repo_spec, spec.refs)
         except GitFailure as e:
@@ -237,7 +240,7 @@ class PreviewLoop(loops.ObjectLoop):
             result = report.Report(self.namespace, sync_name, revision, [], 0, [str(e)])
         else:
             client = reconcile.acting_client(self.services, self.namespace, sync_spec)
-            result = await planner.plan_revision(
+            planning = planner.plan_revision(
                 client,
                 docs,
                 operator=self.services.client,
@@ -249,6 +252,11 @@ class PreviewLoop(loops.ObjectLoop):
                 concurrency=self.services.config.max_concurrency,
                 cache=self.services.live if client is self.services.client else None,
             )
+            try:
+                result = await asyncio.wait_for(planning, sync_spec.timeout)
+            except TimeoutError:
+                message = f"planning timed out after {sync_spec.timeout:g}s (the Sync's spec.timeout)"
+                result = report.Report(self.namespace, sync_name, revision, [], 0, [message])
         log.info("Preview %s/%s: %s: %s", self.namespace, self.name, revision, result.summary())
         return RefPlan(ref, commit, key, result, clock.now(), published=False)
 
