@@ -4,12 +4,14 @@ local fake of GitHub's and Gitea's REST APIs: a commit status and one comment, e
 place; closed pull requests leave status; a provider the URL policy forbids is refused."""
 
 import base64
+import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from pullsync import cli
 from support import manifests as m
 from support import wait
 from support.cluster import AuditLog, Cluster, condition
@@ -229,3 +231,50 @@ def test_a_pull_request_is_planned_with_the_rights_of_the_syncs_service_account(
     assert "deploy/credentials.yaml" in entry["message"], entry
     assert "denied" in entry["message"], entry
     assert "zq9-never-shown" not in str(entry)
+
+
+def test_pullsync_diff_of_a_checkout_is_the_plan_the_preview_publishes(
+    cluster: Cluster,
+    namespace: str,
+    deployed: Source,
+    provider: FakeProvider,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    open_pull_request(
+        deployed,
+        9,
+        {
+            "deploy/settings.yaml": m.configmap("settings", "b"),
+            "deploy/new.yaml": m.configmap("new", "n"),
+            "deploy/old.yaml": None,
+            "deploy/credentials.yaml": secret("credentials", "s3cret-new"),
+            "deploy/web.yaml": m.deployment("web", image="nginx:1.28"),
+        },
+    )
+    cluster.secret(namespace, "hook", {"token": provider.token})
+    create_preview(
+        cluster, namespace, {"type": "generic", "address": f"{provider.url}/plan", "secretRef": {"name": "hook"}}
+    )
+    [call] = wait.until(lambda: provider.calls_to("POST", "/plan"), what="the plan posted")
+    published = call.json["plan"]
+
+    git("-C", str(deployed.repo.work), "checkout", "-q", "pr-9")
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    code = cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace, "-o", "json"])
+    local = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert (local["created"], local["changed"], local["pruned"]) == (1, 3, 1)
+    assert {k: v for k, v in local.items() if k != "revision"} == {
+        k: v for k, v in published.items() if k != "revision"
+    }
+    assert "s3cret-new" not in json.dumps(local)
+
+    # In a terminal's words, and 0 once the cluster is what the directory says.
+    assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace]) == 1
+    text = capsys.readouterr().out
+    assert f"+ ConfigMap/{namespace}/new" in text
+    assert f"- ConfigMap/{namespace}/old" in text
+    assert "replace /spec/template/spec/containers/0/image" in text
+    git("-C", str(deployed.repo.work), "checkout", "-q", "main")
+    assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace]) == 0

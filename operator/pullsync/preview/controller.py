@@ -98,13 +98,9 @@ class PreviewLoop(loops.ObjectLoop):
 
     async def take_turn(self) -> float:
         body = self.body()
-        meta = body.get("metadata", {})
-        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
-        seen = (meta.get("generation"), requested)
-        now = time.monotonic()
-        if seen == self.seen and now < self.next_due and not self.services.bus.take_request(self.key):
-            return self.next_due - now
-        self.seen = seen
+        requested, wait = self.not_due(body)
+        if wait is not None:
+            return wait
         started = time.monotonic()
         try:
             spec = api.PreviewSpec.parse(body.get("spec") or {})

@@ -10,9 +10,11 @@ share.
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pullsync import api
 from pullsync.kube import events
 from pullsync.runtime import bus
 from pullsync.runtime.services import Services
@@ -58,6 +60,19 @@ class ObjectLoop:
     async def take_turn(self) -> float:
         """One turn; seconds until the next."""
         raise NotImplementedError
+
+    def not_due(self, body: Body) -> tuple[str | None, float | None]:
+        """(the requestedAt annotation, seconds until the next turn is due), the seconds
+        None when a turn is due now: the spec or the annotation changed, the interval
+        passed, or something asked for a turn (`bus.wake(..., request=True)`)."""
+        meta = body.get("metadata") or {}
+        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
+        seen = (meta.get("generation"), requested)
+        now = time.monotonic()
+        if seen == self.seen and now < self.next_due and not self.services.bus.take_request(self.key):
+            return requested, self.next_due - now
+        self.seen = seen
+        return requested, None
 
 
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the loops to stop

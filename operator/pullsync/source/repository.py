@@ -39,13 +39,10 @@ class RepositoryLoop(loops.ObjectLoop):
 
     async def take_turn(self) -> float:
         body = self.body()
-        meta = body.get("metadata", {})
-        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
-        seen = (meta.get("generation"), requested)
+        requested, wait = self.not_due(body)
+        if wait is not None:
+            return wait
         now = time.monotonic()
-        if seen == self.seen and now < self.next_due and not self.services.bus.take_request(self.key):
-            return float(self.next_due - now)
-        self.seen = seen
         try:
             spec = api.GitRepositorySpec.parse(body.get("spec") or {})
         except ValueError as e:

@@ -1,10 +1,12 @@
-"""The `pullsync` command line: `pullsync run` starts the operator; `pullsync build`
-shows what a Sync of a directory would apply, through the operator's own render code;
-`pullsync health` the health of objects in a file, through its own health rules."""
+"""`pullsync run`: the operator itself, against the current kubeconfig or the pod's
+ServiceAccount, until SIGTERM/SIGINT or (with leader election) until it loses the Lease.
+
+The only module of the command line that imports Kopf (and the handlers), and only when
+the operator starts: the other commands never load it.
+"""
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -12,25 +14,20 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
-from pullsync import __version__, api, kube
-from pullsync.health import status as kstatus
-from pullsync.render import build, documents, kubeyaml, trees
+from pullsync import kube
+from pullsync.cli import local
 from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
-from pullsync.sync import inventory
 from pullsync.web import endpoints
 
 IDENTITY = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"  # this process, for Leases and Kopf
-REMOTE_HELP = "let kustomizations use remote bases and resources (network access while rendering)"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pullsync", description="A pull-based GitOps operator for Kubernetes.")
-    p.add_argument("--version", action="version", version=f"pullsync {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """`pullsync run` and its flags."""
     run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    run.set_defaults(handler=main)
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
         "-n",
@@ -68,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     tenancy.add_argument(
         "--allow-local-urls", action="store_true", help="allow git hosts on loopback or the cluster's API address"
     )
-    tenancy.add_argument("--allow-remote-bases", action="store_true", help=REMOTE_HELP)
+    tenancy.add_argument("--allow-remote-bases", action="store_true", help=local.REMOTE_HELP)
     defaults = config.Config().limits
     limits = run.add_argument_group("limits (per Sync; exceeding one fails only that Sync)")
     limits.add_argument("--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file")
@@ -106,55 +103,10 @@ def parser() -> argparse.ArgumentParser:
     )
     ha.add_argument("--lease-duration", type=float, default=15.0, help="seconds a leader may go without renewing [15]")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    build = sub.add_parser(
-        "build",
-        help="print the objects a Sync of a directory would apply (no cluster needed)",
-        description="Print the objects a Sync whose spec.path is PATH would apply, rendered by the operator's "
-        "own code: YAML read as kubectl reads it, the .sourceignore files of the repository and the Sync's "
-        "path honoured, and pullsync's owner labels (pullsync.dev/name, pullsync.dev/namespace) added. "
-        "A kustomization at PATH is built with kustomize and a Chart.yaml templated with helm, in the operator's "
-        "sandbox. Namespaced objects that set no namespace get the Sync's targetNamespace only when applied. "
-        "Errors are reported as the Sync reports them (file and document), with exit code 1.",
-    )
-    build.add_argument("path", metavar="PATH", type=Path, help="the directory (in a checkout, or anywhere)")
-    build.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="yaml documents or a JSON List")
-    build.add_argument("--sync", default="build", help="the Sync's name, for the owner labels [build]")
-    build.add_argument("-n", "--namespace", default="default", help="the Sync's namespace, for the owner labels")
-    build.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="also ignore files matching PATTERN, as the GitRepository's spec.ignore does (repeatable)",
-    )
-    build.add_argument(
-        "--helm-values",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="for a chart: a values file in the same repository, as in spec.helm.valuesFiles (repeatable)",
-    )
-    build.add_argument("--allow-remote-bases", action="store_true", help=REMOTE_HELP)
-    health = sub.add_parser(
-        "health",
-        help="the kstatus health of objects in a file (no cluster needed)",
-        description="Print the health of each object in FILE (YAML documents, a JSON object or a List, as "
-        "`kubectl get -o yaml|json` writes them), computed by the operator's own rules: Current, InProgress, "
-        "Failed, Terminating, NotFound or Unknown, with why. Exit code 0 when every object is Current, 1 "
-        "otherwise, 2 when FILE cannot be read.",
-    )
-    health.add_argument("-f", "--filename", required=True, type=Path, metavar="FILE", help="the objects ('-': stdin)")
-    health.add_argument("-o", "--output", choices=("table", "json"), default="table", help="a table, or JSON")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "build":
-        return print_build(args)
-    if args.command == "health":
-        return print_health(args.filename, args.output)
+def main(args: argparse.Namespace) -> int:
+    """`pullsync run`: the flags to a Config, then the operator."""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -199,64 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         lease_duration=args.lease_duration,
     )
     return run(cfg)
-
-
-def print_build(args: argparse.Namespace) -> int:
-    """Print what a Sync of `args.path` would apply; 1 with the Sync's message if it cannot."""
-    directory = args.path.resolve()
-    if not directory.is_dir():
-        print(f"pullsync build: {args.path} is not a directory", file=sys.stderr)
-        return 2
-    root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
-    values = tuple(os.path.relpath(f.resolve(), directory) for f in args.helm_values)
-    try:
-        docs = build.render(
-            trees.DirTree(root),
-            str(directory.relative_to(root)),
-            sync_name=args.sync,
-            sync_namespace=args.namespace,
-            ignore_rules="\n".join(args.ignore) or None,
-            helm_spec=api.HelmSpec(values_files=values) if values else None,
-            allow_remote_bases=args.allow_remote_bases,
-        )
-    except (documents.RenderError, OSError) as e:
-        print(f"pullsync build: {e}", file=sys.stderr)
-        return 1
-    objects = [d.obj for d in docs]
-    if args.output == "json":
-        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
-    else:
-        sys.stdout.write(kubeyaml.dump(objects))
-    return 0
-
-
-def print_health(path: Path, output: str) -> int:
-    """Print the health of every object in the file `path`."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
-        objects = [o for _, value in kubeyaml.documents(text) for o in _items(value)]
-    except (OSError, kubeyaml.ReadError) as e:
-        print(f"pullsync health: {path}: {e}", file=sys.stderr)
-        return 2
-    rows = []
-    for obj in objects:
-        health = kstatus.of(obj)
-        rows.append({"id": inventory.Entry.of(obj).id, "status": health.status, "message": health.message})
-    if output == "json":
-        print(json.dumps(rows, indent=2))
-    else:
-        width = max([len(r["id"]) for r in rows] + [2])
-        print(f"{'ID':<{width}}  {'STATUS':<11}  MESSAGE")
-        for r in rows:
-            print(f"{r['id']:<{width}}  {r['status']:<11}  {r['message']}")
-    return 0 if all(r["status"] == kstatus.CURRENT for r in rows) else 1
-
-
-def _items(value: Any) -> list[dict[str, Any]]:
-    """The objects of one document: itself, or a List's items."""
-    if isinstance(value, dict) and isinstance(value.get("items"), list) and str(value.get("kind", "")).endswith("List"):
-        return [i for i in value["items"] if isinstance(i, dict)]
-    return [value] if isinstance(value, dict) and value.get("kind") else []
 
 
 def run(cfg: config.Config) -> int:
