@@ -35,6 +35,7 @@ FETCH_FAILED = "FetchFailed"
 # Condition reasons (PascalCase, as Flux).
 SUCCEEDED = "Succeeded"
 PROGRESSING = "Progressing"
+PROGRESSING_WITH_RETRY = "ProgressingWithRetry"  # failed for the moment (git, the API server): retried
 BUILD_FAILED = "BuildFailed"
 VALIDATION_FAILED = "ValidationFailed"
 APPLY_FAILED = "ApplyFailed"

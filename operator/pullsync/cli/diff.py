@@ -74,7 +74,7 @@ async def diff(client: kube.Client, args: argparse.Namespace) -> int:
         acting = client
         if spec.service_account_name:
             acting = client.impersonating(f"system:serviceaccount:{namespace}:{spec.service_account_name}")
-        plan = await planner.plan_revision(
+        planning = planner.plan_revision(
             acting,
             docs,
             operator=client,
@@ -85,6 +85,10 @@ async def diff(client: kube.Client, args: argparse.Namespace) -> int:
             revision=str(args.path),
             concurrency=16,
         )
+        try:
+            plan = await planning
+        except planner.Unavailable as e:
+            raise cluster.CliError(f"the API server cannot answer now ({e}); try again") from None
     if args.output == "text":
         _print(plan, identity=spec.service_account_name)
     else:

@@ -163,6 +163,7 @@ class PreviewLoop(loops.ObjectLoop):
             return Outcome.failure(api.FETCH_FAILED, message)
         self.forget_closed(refs, body)
         key = ((sync.get("metadata") or {}).get("generation"), (body.get("metadata") or {}).get("generation"))
+        retry: list[str] = []
         for ref, commit in sorted(refs.items()):
             known = self.plans.get(ref)
             if known is not None and (known.commit, known.key) == (commit, key):
@@ -171,8 +172,18 @@ class PreviewLoop(loops.ObjectLoop):
             if known is None and carried is not None and carried.get("revision") == f"sha1:{commit}":
                 continue  # planned and published before this process started
             self.carried.pop(ref, None)
-            self.plans[ref] = await self.plan(ref, commit, key=key, sync=sync, sync_spec=sync_spec, repo_spec=repo_spec)
-        return await self.publish_all(body, spec)
+            try:
+                self.plans[ref] = await self.plan(
+                    ref, commit, key=key, sync=sync, sync_spec=sync_spec, repo_spec=repo_spec
+                )
+            except (GitFailure, planner.Unavailable) as e:  # of the moment: planned at the next turn
+                log.warning("Preview %s/%s: cannot plan %s yet: %s", self.namespace, self.name, ref, e)
+                retry.append(f"{ref}: {e}")
+        published = await self.publish_all(body, spec)
+        if retry:
+            message = f"cannot plan {'; '.join(retry[:3])} (retried)"
+            return Outcome.failure(api.PROGRESSING_WITH_RETRY, message)
+        return published
 
     async def list_refs(
         self, namespace: str, repo_spec: api.GitRepositorySpec, globs: tuple[str, ...]
@@ -230,8 +241,6 @@ class PreviewLoop(loops.ObjectLoop):
             docs = await asyncio.get_running_loop().run_in_executor(
                 reconcile.RENDER_THREADS, self.render, str(cache.path(repo_spec.url)), commit, sync_name, sync_spec
             )
-        except GitFailure as e:
-            result = report.Report(self.namespace, sync_name, revision, [], 0, [f"cannot fetch {ref}: {e}"])
         except (documents.RenderError, pygit2.GitError, OSError) as e:
             result = report.Report(self.namespace, sync_name, revision, [], 0, [str(e)])
         else:

@@ -21,6 +21,10 @@ from pullsync.render.documents import Document
 from pullsync.sync import apply, inventory, plan
 
 
+class Unavailable(Exception):
+    """The API server could not answer now (no answer, 429, 5xx): no plan, try again."""
+
+
 async def plan_revision(
     client: kube.Client,
     docs: list[Document],
@@ -36,7 +40,9 @@ async def plan_revision(
 ) -> report.Report:
     """The Report of `docs` as the next revision of the Sync `sync_namespace/sync_name`
     (`client`: the Sync's identity; `operator`: the operator's, for what a Sync reads
-    with it). Failures are the Report's errors, as the Sync would say them."""
+    with it). Failures of the revision are the Report's errors, as the Sync would say
+    them; failures of the moment (the API server unavailable, 429, 5xx) raise
+    `Unavailable`: they say nothing of the revision."""
 
     def failed(message: str) -> report.Report:
         return report.Report(sync_namespace, sync_name, revision, [], 0, [message])
@@ -68,11 +74,17 @@ async def plan_revision(
             concurrency=concurrency,
         )
     except plan.PlanError as e:
+        if e.transient:
+            raise Unavailable(str(e)) from e
         return failed(str(e))
     except kube.ApiError as e:
+        if kube.transient(e):
+            raise Unavailable(str(e)) from e
         return failed(f"the API server answered: {e}")
     failures = [e for e in [*deferred, *pruned] if isinstance(e, BaseException)]
     if failures:
+        if all(kube.transient(e) for e in failures):
+            raise Unavailable(str(failures[0])) from failures[0]
         return failed(f"the API server answered: {failures[0]}")
     changes = [_change(p) for p in sorted(planned, key=lambda p: (p.item.rank, p.item.entry.id)) if p.changed]
     changes += [c for c in deferred if c is not None]
