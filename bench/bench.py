@@ -1,18 +1,24 @@
 """`make bench`: pullsync against `kubectl apply --server-side` on the local control plane.
 
-Prints a table and writes bench/results.json. Phases (see docs/performance.md):
-  1. initial sync of N objects (ConfigMaps, headless Services, Deployments across 10
-     namespaces): GitRepository + Sync created -> Ready, versus kubectl apply -R of the
-     same files (warm discovery cache, namespaces created beforehand for both);
-  2. no-op reconcile of 1000 in-sync objects: API requests and wall time;
-  3. commit-to-applied latency for a one-object change, with a webhook and with polling;
-  4. drift correction latency (`scale` of a managed Deployment until reverted);
-  5. operator peak RSS at 3000 objects and with 100 GitRepositories + 100 Syncs;
-  6. a fleet: 1000 GitRepository + Sync pairs of Flux's benchmark shape, created at once:
-     all Ready, peak RSS, the API requests of a quiet minute after;
-  7. render (no cluster): a commit of 50 kustomize overlays of one 20-object base, each
-     rendered by the operator's own code (kubectl kustomize in the sandbox).
-Usage: python bench/bench.py [--sizes 100,1000,3000] [--commits 20] [--fleet 1000] [--only-fleet]
+Prints a table and writes bench/results.json. Phases (see docs/performance.md; `--only`
+picks some: render, initial, latency, many, fleet, monorepo), each with an operator
+process of its own (so its peak RSS is that phase's):
+  render: (no cluster) a commit of 50 kustomize overlays of one 20-object base, each
+     rendered by the operator's own code (kubectl kustomize in the sandbox);
+  initial: initial sync of N objects (ConfigMaps, ClusterIP Services, Deployments of 2
+     replicas, across 10 namespaces): GitRepository + Sync created -> Ready, versus
+     kubectl apply -R of the same files (warm discovery cache, namespaces created
+     beforehand for both); at 1000 also the no-op reconcile (API requests, wall time)
+     and drift correction (`scale` of a managed Deployment until reverted); peak RSS at
+     the largest N;
+  latency: commit-to-applied latency for a one-object change, with a webhook and with polling;
+  many: 100 GitRepositories + 100 Syncs;
+  fleet: 1000 GitRepository + Sync pairs of Flux's benchmark shape, created at once: all
+     Ready, peak RSS, every health Current, then the API requests of one steady interval;
+  monorepo: 1000 Syncs over one GitRepository (a path each): all Ready, peak RSS,
+     fetches; then a commit to one app: fetches, renders, writes.
+Usage: python bench/bench.py [--only fleet,monorepo] [--sizes 100,1000,3000] [--commits 20]
+       [--fleet 1000] [--monorepo 1000]
 """
 
 import argparse
@@ -35,19 +41,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import manifests as m  # noqa: E402
 from support import wait  # noqa: E402
-from support.cluster import Cluster, condition, sync_path  # noqa: E402
+from support.cluster import AuditLog, Cluster, condition, gitrepo_path, sync_path  # noqa: E402
 from support.git import HttpGitServer  # noqa: E402
 from support.operator import OperatorProcess, post_webhook  # noqa: E402
-from support.sync import create_gitrepo, create_sync  # noqa: E402
+from support.sync import create_gitrepo, create_sync, request  # noqa: E402
 
 NAMESPACES = 10
 API = "pullsync.dev/v1alpha1"
 
 
 def objects(n: int, prefix: str) -> dict[str, str]:
-    """n objects, a third each ConfigMaps, headless Services and Deployments (replicas 0: no
-    kubelet runs here, and Pods that never start would only load the controller-manager),
-    over 10 namespaces."""
+    """n objects, a third each ConfigMaps, ClusterIP Services and Deployments of 2 replicas
+    (no kubelet runs here: their Pods stay Pending, as on a cluster short of nodes), over
+    10 namespaces."""
     files: dict[str, str] = {}
     for i in range(n):
         ns = f"{prefix}-{i % NAMESPACES}"
@@ -55,13 +61,11 @@ def objects(n: int, prefix: str) -> dict[str, str]:
         if kind == 0:
             doc = m.configmap(f"cm-{i}", str(i), namespace=ns)
         elif kind == 1:
-            doc = m.service(f"svc-{i}", "None").replace(
-                "metadata:\n  name:", f"metadata:\n  namespace: {ns}\n  name:", 1
-            )
+            doc = m.service(f"svc-{i}").replace("{app: web}", f"{{app: web-{i + 1}}}")
         else:
-            doc = m.deployment(f"web-{i}", app=f"web-{i}", replicas=0).replace(
-                "metadata:\n  name:", f"metadata:\n  namespace: {ns}\n  name:", 1
-            )
+            doc = m.deployment(f"web-{i}", app=f"web-{i}", replicas=2)
+        if kind:
+            doc = doc.replace("metadata:\n  name:", f"metadata:\n  namespace: {ns}\n  name:", 1)
         files[f"{ns}/{i:05d}.yaml"] = doc
     return files
 
@@ -130,17 +134,46 @@ spec:
     return {"deploy.yaml": deployment, "sa.yaml": account, "svc.yaml": service, "ingress.yaml": ingress}
 
 
+def requests_between(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """API requests by verb from one /metrics sample to a later one."""
+    return {
+        k.split('verb="')[1].split('"')[0]: int(after[k] - before.get(k, 0))
+        for k in after
+        if k.startswith("pullsync_api_requests_total{") and after[k] != before.get(k, 0)
+    }
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 class Bench:
-    def __init__(self, cluster: Cluster, git: HttpGitServer, operator: OperatorProcess) -> None:
+    def __init__(self, cluster: Cluster, git: HttpGitServer) -> None:
         self.cluster = cluster
         self.git = git
-        self.operator = operator
+        self.operator: OperatorProcess | None = None
         self.run = secrets.token_hex(2)  # namespaces are unique per run: old ones may still terminate
+
+    def start_operator(self, scope: str) -> OperatorProcess:
+        """A fresh `pullsync run` (so that its peak RSS is this phase's) for namespaces `scope`."""
+        self.stop_operator()
+        self.operator = OperatorProcess(
+            self.cluster.kubeconfig.parent / "operator.kubeconfig",
+            "--namespace", scope, "--allow-insecure-http", "--allow-local-urls", "--max-objects", "10000",
+        )  # fmt: skip
+        self.operator.wait_ready()
+        return self.operator
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
+
+    @property
+    def op(self) -> OperatorProcess:
+        assert self.operator is not None, "no operator started"
+        return self.operator
 
     def namespace(self, name: str) -> str:
         self.cluster.kubectl("create", "namespace", name)
@@ -196,10 +229,10 @@ class Bench:
         total = 'pullsync_reconcile_duration_seconds_sum{kind="Sync",ready="True"}'
 
         def window(reconciles: int) -> tuple[float, float, dict[str, float]]:
-            before = self.operator.metrics()
-            wait.until(lambda: self.operator.metrics().get(count, 0) >= before.get(count, 0) + reconciles, timeout=120,
+            before = self.op.metrics()
+            wait.until(lambda: self.op.metrics().get(count, 0) >= before.get(count, 0) + reconciles, timeout=120,
                        what=f"{reconciles} reconciles")  # fmt: skip
-            after = self.operator.metrics()
+            after = self.op.metrics()
             done = after[count] - before.get(count, 0)
             verbs = {
                 k.split('"')[1]: (after[k] - before.get(k, 0)) / done
@@ -245,7 +278,7 @@ class Bench:
                 body = json.dumps({"after": commit}).encode()
                 signature = hmac.new(b"bench-token", body, hashlib.sha256).hexdigest()
                 status = post_webhook(
-                    self.operator.webhook_port,
+                    self.op.webhook_port,
                     f"/hooks/{home}/app",
                     body,
                     {"X-Hub-Signature-256": f"sha256={signature}"},
@@ -273,7 +306,7 @@ class Bench:
             )
             started = time.monotonic()
             wait.until(
-                lambda: (self.cluster.get(path) or {})["spec"]["replicas"] == 0,
+                lambda: (self.cluster.get(path) or {})["spec"]["replicas"] == 2,
                 timeout=60,
                 interval=0.01,
                 what="revert",
@@ -281,13 +314,42 @@ class Bench:
             times.append(time.monotonic() - started)
         return {"samples": samples, "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
 
-    def fleet(self, count: int, quiet_s: float = 60.0) -> dict[str, Any]:
+    def requests_over(self, seconds: float) -> dict[str, int]:
+        """The operator's API requests by verb over the next `seconds` (a measurement
+        window, not a synchronisation)."""
+        before = self.op.metrics()
+        time.sleep(seconds)
+        return requests_between(before, self.op.metrics())
+
+    def create_all(self, documents: list[dict[str, Any]]) -> float:
+        """One `kubectl apply --server-side` of `documents`; when it began (monotonic)."""
+        path = Path(tempfile.mkstemp(suffix=".json")[1])
+        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
+        started = time.monotonic()
+        kubectl = [str(Path(sys.executable).parent / "kubectl"), "apply", "--server-side", "-f", str(path)]
+        subprocess.run(kubectl, env=self.cluster.env(), capture_output=True, check=True, timeout=900)
+        path.unlink()
+        return started
+
+    def all_ready(self, prefix: str, count: int, revision: str = "") -> bool:
+        syncs = (self.cluster.get("/apis/pullsync.dev/v1alpha1/syncs") or {}).get("items", [])
+        mine = [s for s in syncs if s["metadata"]["namespace"].startswith(prefix)]
+        return len(mine) == count and all(
+            condition(s).get("status") == "True"
+            and str((s.get("status") or {}).get("lastAppliedRevision", "")).endswith(revision)
+            for s in mine
+        )
+
+    def fleet(self, count: int, interval_s: int = 60) -> dict[str, Any]:
         """Flux's published benchmark shape: `count` GitRepository + Sync pairs, each with a
         repository of its own holding 4 objects (a Deployment scaled to 0, a ServiceAccount,
         a ClusterIP Service, an Ingress), over 10 namespaces, created at once (one
         `kubectl apply`); the time until all are Ready and the operator's peak RSS; then
-        the operator's API requests over `quiet_s` seconds of steady state."""
-        homes = [self.namespace(f"bench-{self.run}-fleet-{i}") for i in range(NAMESPACES)]
+        the operator's API requests over the interval after (the first drift checks and
+        the controllers' follow-ups: settling) and over the next interval (steady state)."""
+        prefix = f"fleet-{self.run}-"
+        self.start_operator(prefix + "*")
+        homes = [self.namespace(f"{prefix}{i}") for i in range(NAMESPACES)]
         for home in homes:
             self.cluster.secret(home, "git", {"username": self.git.username, "password": self.git.password})
         documents: list[dict[str, Any]] = []
@@ -298,37 +360,118 @@ class Bench:
             meta = {"name": app, "namespace": home}
             source = {"url": self.git.url(repo), "interval": "1m", "secretRef": {"name": "git"}}
             documents.append({"apiVersion": API, "kind": "GitRepository", "metadata": meta, "spec": source})
-            spec = {"sourceRef": {"kind": "GitRepository", "name": app}, "prune": True, "interval": "1m"}
+            spec = {"sourceRef": {"kind": "GitRepository", "name": app}, "prune": True, "interval": f"{interval_s}s"}
             documents.append({"apiVersion": API, "kind": "Sync", "metadata": meta, "spec": spec})
-        path = Path(tempfile.mkstemp(suffix=".json")[1])
-        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
-        started = time.monotonic()
-        kubectl = [str(Path(sys.executable).parent / "kubectl"), "apply", "--server-side", "-f", str(path)]
-        subprocess.run(kubectl, env=self.cluster.env(), capture_output=True, check=True, timeout=900)
-        prefix = f"bench-{self.run}-fleet-"
-
-        def ready() -> bool:
-            syncs = (self.cluster.get("/apis/pullsync.dev/v1alpha1/syncs") or {}).get("items", [])
-            mine = [s for s in syncs if s["metadata"]["namespace"].startswith(prefix)]
-            return len(mine) == count and all(condition(s).get("status") == "True" for s in mine)
-
-        wait.until(ready, timeout=900, interval=1.0, what=f"{count} Syncs Ready")
+        started = self.create_all(documents)
+        wait.until(lambda: self.all_ready(prefix, count), timeout=900, interval=1.0, what=f"{count} Syncs Ready")
         all_ready = time.monotonic() - started
-        rss = self.operator.peak_rss_mb()
-        before = self.operator.metrics()
-        time.sleep(quiet_s)  # a measurement window, not a synchronisation
-        after = self.operator.metrics()
-        requests = {
-            k.split('verb="')[1].split('"')[0]: int(after[k] - before.get(k, 0))
-            for k in after
-            if k.startswith("pullsync_api_requests_total{") and after[k] != before.get(k, 0)
-        }
+        rss = self.op.peak_rss_mb()
+        # The controller-manager (20 requests/s by default) rolls the Deployments out for
+        # minutes after: each Sync sees its health go InProgress -> Current (a status write
+        # and an event each). Steady state is what follows, measured over one interval.
+        before = self.op.metrics()
+        wait.until(lambda: self.all_current(prefix, count), timeout=900, interval=2.0, what="every Sync Current")
+        settled = time.monotonic() - started
+        settling = requests_between(before, self.op.metrics())
+        steady = self.requests_over(interval_s)
+        self.stop_operator()
         return {
             "pairs": count,
             "all_ready_s": round(all_ready, 1),
             "peak_rss_mb": round(rss, 1),
-            "quiet_s": quiet_s,
-            "requests_in_quiet_window": requests,
+            "all_current_s": round(settled, 1),
+            "requests_until_current": settling,
+            "interval_s": interval_s,
+            "requests_steady_interval": steady,
+        }
+
+    def all_current(self, prefix: str, count: int) -> bool:
+        syncs = (self.cluster.get("/apis/pullsync.dev/v1alpha1/syncs") or {}).get("items", [])
+        mine = [s for s in syncs if s["metadata"]["namespace"].startswith(prefix)]
+        return len(mine) == count and all(
+            ((s.get("status") or {}).get("health") or {}).get("status") == "Current" for s in mine
+        )
+
+    def monorepo(self, count: int) -> dict[str, Any]:
+        """`count` Syncs over ONE GitRepository (one path per app, 4 objects of Flux's shape
+        each, spread over 10 target namespaces), created at once: the time until all are
+        Ready, peak RSS, fetches of the first commit; then a commit that changes one app's
+        path: fetches, renders and writes to managed objects until every Sync has it."""
+        prefix = f"mono-{self.run}-"
+        operator = self.start_operator(prefix + "*")
+        home = self.namespace(f"{prefix}home")
+        targets = [self.namespace(f"{prefix}{i}") for i in range(NAMESPACES)]
+        name, repo = self.source(
+            home, {f"apps/app-{i}/{f}": c for i in range(count) for f, c in fleet_app(f"app-{i}").items()}
+        )
+        first = repo.commit({}, "bench head")
+        documents: list[dict[str, Any]] = [
+            {
+                "apiVersion": API,
+                "kind": "GitRepository",
+                "metadata": {"name": "mono", "namespace": home},
+                "spec": {"url": self.git.url(name), "interval": "1h", "secretRef": {"name": "git"}},
+            }
+        ]
+        for i in range(count):
+            spec = {
+                "sourceRef": {"kind": "GitRepository", "name": "mono"},
+                "path": f"./apps/app-{i}",
+                "targetNamespace": targets[i % NAMESPACES],
+                "prune": True,
+                "interval": "1h",
+            }
+            documents.append(
+                {"apiVersion": API, "kind": "Sync", "metadata": {"name": f"app-{i}", "namespace": home}, "spec": spec}
+            )
+        started = self.create_all(documents)
+        wait.until(lambda: self.all_ready(home, count, first), timeout=900, interval=1.0, what=f"{count} Syncs Ready")
+        all_ready = time.monotonic() - started
+        rss = operator.peak_rss_mb()
+
+        def git_ops(samples: dict[str, float], operation: str) -> int:
+            key = f'pullsync_git_operations_total{{operation="{operation}",result="ok"}}'
+            return int(samples.get(key, 0))
+
+        before = operator.metrics()
+        audit = AuditLog(self.cluster.kubeconfig.parent / "audit.log", user="pullsync-operator")
+        audit.mark()
+        changed = fleet_app("app-7")["deploy.yaml"].replace("nginx:1.27", "nginx:1.28")
+        second = repo.commit({"apps/app-7/deploy.yaml": changed}, "one app")
+        commit_at = time.monotonic()
+        request(self.cluster, gitrepo_path(home, "mono"))
+        wait.until(lambda: self.all_ready(home, count, second), timeout=600, interval=0.5, what="the second commit")
+        propagated = time.monotonic() - commit_at
+        after = operator.metrics()
+        events = audit.complete(self.cluster)
+        writes = [
+            e
+            for e in events
+            if e["verb"] in ("create", "update", "patch", "delete") and "dryRun" not in e["requestURI"]
+        ]
+        managed = [
+            e
+            for e in writes
+            if e["objectRef"].get("apiGroup") != "pullsync.dev" and e["objectRef"]["resource"] != "events"
+        ]
+        self.stop_operator()
+        return {
+            "syncs": count,
+            "objects": count * 4,
+            "all_ready_s": round(all_ready, 1),
+            "peak_rss_mb": round(rss, 1),
+            "fetches_first_commit": git_ops(before, "fetch"),
+            "second_commit": {
+                "all_syncs_at_it_s": round(propagated, 1),
+                "fetches": git_ops(after, "fetch") - git_ops(before, "fetch"),
+                "renders": int(after.get("pullsync_renders_total", 0) - before.get("pullsync_renders_total", 0)),
+                "dry_runs": sum(1 for e in events if "dryRun" in e["requestURI"]),
+                "managed_writes": [
+                    f"{e['verb']} {e['objectRef']['resource']}/{e['objectRef'].get('name')}" for e in managed
+                ],
+                "status_writes": sum(1 for e in writes if e["objectRef"].get("subresource") == "status"),
+                "events": sum(1 for e in writes if e["objectRef"]["resource"] == "events"),
+            },
         }
 
     def many_syncs(self, count: int) -> dict[str, float]:
@@ -344,8 +487,11 @@ class Bench:
         return {
             "syncs": count,
             "all_ready_s": round(time.monotonic() - started, 2),
-            "peak_rss_mb": round(self.operator.peak_rss_mb(), 1),
+            "peak_rss_mb": round(self.op.peak_rss_mb(), 1),
         }
+
+
+PHASES = ("render", "initial", "latency", "many", "fleet", "monorepo")
 
 
 def main() -> None:
@@ -353,36 +499,52 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,3000")
     parser.add_argument("--commits", type=int, default=20)
     parser.add_argument("--fleet", type=int, default=1000, help="GitRepository + Sync pairs of Flux's shape")
-    parser.add_argument("--only-fleet", action="store_true", help="run only the fleet phase")
+    parser.add_argument("--monorepo", type=int, default=1000, help="Syncs over one GitRepository")
+    parser.add_argument("--only", default=",".join(PHASES), help=f"phases to run, of {', '.join(PHASES)}")
+    parser.add_argument("--only-fleet", action="store_true", help="run only the fleet phase (--only fleet)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    phases = {"fleet"} if args.only_fleet else set(args.only.split(","))
+    assert phases <= set(PHASES), f"unknown phases: {phases - set(PHASES)}"
 
-    results_render = render_overlays()
-    print("render", results_render, flush=True)
-    cluster = Cluster.up()
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/syncs.pullsync.dev", "crd/gitrepositories.pullsync.dev")
-    cluster.kubectl("api-resources")  # warm kubectl's discovery cache: the baseline gets no cold start
-    git = HttpGitServer(Path(tempfile.mkdtemp(prefix="bench-git-")))
-    operator = OperatorProcess(
-        cluster.kubeconfig.parent / "operator.kubeconfig",
-        "--namespace", "bench-*", "--allow-insecure-http", "--allow-local-urls", "--max-objects", "10000",
-    )  # fmt: skip
-    bench = Bench(cluster, git, operator)
     results: dict[str, Any] = {
         "machine": {
             "cpus": subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip(),
             "python": platform.python_version(),
             "kubernetes": "1.20.2 (local etcd + kube-apiserver + kube-controller-manager)",
         },
-        "render_overlays": results_render,
     }
+    if "render" in phases:
+        results["render_overlays"] = render_overlays()
+        print("render", results["render_overlays"], flush=True)
+    cluster = Cluster.up()
+    crds = [str(ROOT / "crds" / f"{plural}.pullsync.dev.yaml") for plural in ("syncs", "gitrepositories")]
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds[0], "-f", crds[1])
+    cluster.kubectl("wait", "--for=condition=Established", "crd/syncs.pullsync.dev", "crd/gitrepositories.pullsync.dev")
+    cluster.kubectl("api-resources")  # warm kubectl's discovery cache: the baseline gets no cold start
+    git = HttpGitServer(Path(tempfile.mkdtemp(prefix="bench-git-")))
+    bench = Bench(cluster, git)
     try:
-        operator.wait_ready()
-        results["fleet"] = bench.fleet(args.fleet)
-        print("fleet", results["fleet"], flush=True)
+        run_phases(bench, phases, args, sizes, results)
+    finally:
+        bench.stop_operator()
+        git.stop()
+        for ns in json.loads(cluster.kubectl("get", "ns", "-o", "json").stdout)["items"]:
+            if ns["metadata"]["name"].startswith(("bench-", "kbench-", "fleet-", "mono-")):
+                cluster.delete_namespace(ns["metadata"]["name"])
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def run_phases(
+    bench: Bench, phases: set[str], args: argparse.Namespace, sizes: list[int], results: dict[str, Any]
+) -> None:
+    """The phases that need the cluster, each with an operator of its own."""
+    if phases & {"initial", "latency", "many"}:
+        bench.start_operator("bench-*")
+    if "initial" in phases:
         results["initial_sync"] = []
-        for n in sizes if not args.only_fleet else []:
+        for n in sizes:
             results["initial_sync"].append(bench.initial_sync(n))
             print("initial sync", results["initial_sync"][-1], flush=True)
             if n == 1000:
@@ -391,26 +553,25 @@ def main() -> None:
                 results["drift"] = bench.drift(5)
                 print("drift", results["drift"], flush=True)
             if n == max(sizes):
-                results["peak_rss_mb_at_max_objects"] = round(operator.peak_rss_mb(), 1)
-        if not args.only_fleet:
-            results["latency_webhook"] = bench.latency(args.commits, webhook=True)
-            print("webhook", results["latency_webhook"], flush=True)
-            results["latency_polling_5s"] = bench.latency(args.commits, webhook=False)
-            print("polling", results["latency_polling_5s"], flush=True)
-            results["many_syncs"] = bench.many_syncs(100)
-            print("many", results["many_syncs"], flush=True)
-    finally:
-        operator.stop()
-        git.stop()
-        for ns in json.loads(cluster.kubectl("get", "ns", "-o", "json").stdout)["items"]:
-            if ns["metadata"]["name"].startswith(("bench-", "kbench-")):
-                cluster.delete_namespace(ns["metadata"]["name"])
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
+                results["peak_rss_mb_at_max_objects"] = round(bench.op.peak_rss_mb(), 1)
+    if "latency" in phases:
+        results["latency_webhook"] = bench.latency(args.commits, webhook=True)
+        print("webhook", results["latency_webhook"], flush=True)
+        results["latency_polling_5s"] = bench.latency(args.commits, webhook=False)
+        print("polling", results["latency_polling_5s"], flush=True)
+    if "many" in phases:
+        results["many_syncs"] = bench.many_syncs(100)
+        print("many", results["many_syncs"], flush=True)
+    if "fleet" in phases:
+        results["fleet"] = bench.fleet(args.fleet)
+        print("fleet", results["fleet"], flush=True)
+    if "monorepo" in phases:
+        results["monorepo"] = bench.monorepo(args.monorepo)
+        print("monorepo", results["monorepo"], flush=True)
 
 
 def table(r: dict[str, Any]) -> str:
-    rows = [("measure", "pullsync", "kubectl apply --server-side", "ratio")]
+    rows: list[tuple[str, ...]] = [("measure", "pullsync", "kubectl apply --server-side", "ratio")]
     for x in r.get("initial_sync", []):
         rows.append(
             (f"initial sync, {x['objects']} objects", f"{x['pullsync_s']} s", f"{x['kubectl_s']} s", str(x["ratio"]))
@@ -441,8 +602,22 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             (
                 f"{f['pairs']} GitRepository + Sync pairs (Flux's shape)",
-                f"Ready in {f['all_ready_s']} s, peak RSS {f['peak_rss_mb']} MB, "
-                f"{sum(f['requests_in_quiet_window'].values())} API requests in {f['quiet_s']:g} s after",
+                f"Ready in {f['all_ready_s']} s, peak RSS {f['peak_rss_mb']} MB; every health Current at "
+                f"{f['all_current_s']} s (requests until then: {f['requests_until_current']}); then "
+                f"{sum(f['requests_steady_interval'].values())} API requests in a {f['interval_s']} s interval "
+                f"{f['requests_steady_interval']}",
+            )
+        )
+    if "monorepo" in r:
+        x = r["monorepo"]
+        c = x["second_commit"]
+        rows.append(
+            (
+                f"{x['syncs']} Syncs over one GitRepository",
+                f"Ready in {x['all_ready_s']} s, peak RSS {x['peak_rss_mb']} MB, {x['fetches_first_commit']} fetch; "
+                f"a commit to one app: {c['fetches']} fetch, {c['renders']} render, "
+                f"{len(c['managed_writes'])} write ({', '.join(c['managed_writes'])}), all Syncs at it in "
+                f"{c['all_syncs_at_it_s']} s",
             )
         )
     if "render_overlays" in r:

@@ -7,7 +7,7 @@ from support import manifests as m
 from support.cluster import AuditLog, Cluster
 from support.git import HttpGitServer
 from support.operator import Operator
-from support.sync import Source, create_sync, wait_applied
+from support.sync import Source, create_sync, wait_applied, wait_others_finalized
 
 APPS = 12
 
@@ -15,6 +15,7 @@ APPS = 12
 def test_a_commit_to_one_app_of_a_monorepo_is_one_fetch_one_render_and_writes_that_app_only(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
+    wait_others_finalized(cluster, namespace)  # renders are counted for the whole operator
     source = Source(cluster, namespace, git_http)
     first = source.push({f"apps/app-{i}/cm.yaml": m.configmap(f"app-{i}", "v1") for i in range(APPS)})
     for i in range(APPS):

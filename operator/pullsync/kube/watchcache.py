@@ -45,6 +45,17 @@ def _names(obj: dict[str, Any]) -> tuple[str | None, str]:
     return meta.get("namespace"), meta.get("name", "")
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as the cache keeps it: of its `managedFields`, only pullsync's own entry (what
+    `fingerprint` reads); the other managers' entries (a Deployment's status manager's is
+    larger than its spec) serve pullsync nothing, and a cache of thousands of objects
+    would hold them all."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and meta.get("managedFields"):
+        meta["managedFields"] = [m for m in meta["managedFields"] if m.get("manager") == api.FIELD_MANAGER]
+    return obj
+
+
 def key_of(resource: kube.Resource, namespace: str | None, name: str) -> ObjectKey:
     return (f"{resource.api_version}/{resource.plural}", namespace or "", name)
 
@@ -173,7 +184,7 @@ class LiveCache:
         listing = await self.client.list(resource, namespace, selector=selector)
         log.debug("listed %s: %d objects", rid, len(listing.get("items", [])))
         keep = self._keep.get(rid)
-        items = [o for o in listing.get("items", []) if keep is None or keep(o)]
+        items = [slim(o) for o in listing.get("items", []) if keep is None or keep(o)]
         for item in items:  # a LIST names the kind on the list, not on its items (custom resources aside)
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
@@ -223,7 +234,7 @@ class LiveCache:
         if kind == "DELETED":
             self._objects[rid].pop(key, None)
         else:
-            self._objects[rid][key] = obj
+            self._objects[rid][key] = slim(obj)
         noted = self._noted.get(key)
         if noted is not None and (kind == "DELETED" or noted[0] != fingerprint.of(obj)):
             del self._noted[key]

@@ -1,5 +1,6 @@
 """The shared services of one operator process, created at startup, closed at cleanup."""
 
+import asyncio
 import dataclasses
 import os
 from collections.abc import Callable
@@ -10,6 +11,13 @@ from pullsync.kube import watchcache
 from pullsync.runtime import bus
 from pullsync.runtime.config import Config
 from pullsync.source import git, urlpolicy
+
+SyncKey = bus.Key  # (the field `bus` hides the module inside the class)
+# Sync pipelines (render, plan, apply, prune) in flight at once, whatever the number of
+# Syncs: a thousand Syncs created together otherwise all hold their documents, plans and
+# responses at the same time (the peak RSS of a fleet), and slow each other down on an
+# API server that is busy anyway. Each pipeline sends up to --max-concurrency requests.
+PIPELINES = 8
 
 
 @dataclasses.dataclass
@@ -22,6 +30,15 @@ class Services:
     bus: bus.Bus
     url_policy: urlpolicy.UrlPolicy
     live: watchcache.LiveCache
+    status_changed: set[SyncKey] = dataclasses.field(default_factory=set)  # Syncs whose objects' status moved
+    pipelines: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(PIPELINES))
+
+    def take_status_change(self, key: SyncKey) -> bool:
+        """True once after a controller wrote status of an object the Sync `key` applied."""
+        if key in self.status_changed:
+            self.status_changed.discard(key)
+            return True
+        return False
 
     @classmethod
     async def start(cls, cfg: Config, *, fence: Callable[[], bool] | None = None) -> "Services":
@@ -36,10 +53,26 @@ class Services:
             api_hosts=frozenset(h for h in api_hosts if h) | {"kubernetes.default.svc", "kubernetes.default"},
         )
         signals = bus.Bus()
+        status_changed: set[bus.Key] = set()
         wake = lambda ns, name: signals.wake(("Sync", ns, name), request=True)  # noqa: E731
-        live = watchcache.LiveCache(client, on_drift=wake, on_status=wake)  # a health change, too: a cheap turn
+
+        def on_status(namespace: str, name: str) -> None:
+            """Only the health may have changed: the Sync checks it from the cache, or takes a
+            whole turn when it cannot (see `SyncLoop.take_turn`)."""
+            status_changed.add(("Sync", namespace, name))
+            signals.wake(("Sync", namespace, name))
+
+        live = watchcache.LiveCache(client, on_drift=wake, on_status=on_status)
         live.ensure(watchcache.NAMESPACES)
-        return cls(config=cfg, client=client, cache=cache, bus=signals, url_policy=policy, live=live)
+        return cls(
+            config=cfg,
+            client=client,
+            cache=cache,
+            bus=signals,
+            url_policy=policy,
+            live=live,
+            status_changed=status_changed,
+        )
 
     async def close(self) -> None:
         await self.live.close()

@@ -36,6 +36,7 @@ class RepositoryLoop(loops.ObjectLoop):
         super().__init__(services, namespace, name, body)
         self.url: str | None = None
         self.failures = 0
+        self.written: dict[str, Any] = {}  # the status this loop wrote last (newer than a lagging body)
 
     async def take_turn(self) -> float:
         body = self.body()
@@ -77,7 +78,7 @@ class RepositoryLoop(loops.ObjectLoop):
             self.events.recovered()
             delay = spec.interval
             outcome = conditions.Outcome.success(f"stored artifact for revision '{artifact.revision}'")
-            old = (body.get("status") or {}).get("artifact") or {}
+            old = self.status(body).get("artifact") or {}
             if old.get("revision") != artifact.revision:
                 log.info(
                     "GitRepository %s/%s: revision %s (%s) in %.2fs",
@@ -142,7 +143,7 @@ class RepositoryLoop(loops.ObjectLoop):
         requested: str | None = None,
     ) -> None:
         """Merge-patch status, only when something in it changed."""
-        old = body.get("status") or {}
+        old = self.status(body)
         meta = body.get("metadata", {})
         status: dict[str, Any] = {
             "observedGeneration": meta.get("generation"),
@@ -160,6 +161,13 @@ class RepositoryLoop(loops.ObjectLoop):
         if requested is not None:
             status["lastHandledReconcileAt"] = requested
         await self.services.client.patch_status(kube.GITREPOSITORIES, self.namespace, self.name, status, previous=old)
+        self.written = {**self.written, **status}
+
+    def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The status as this loop knows it: the body's, and what it wrote since (under load
+        the watch may deliver our own write after the next poll: without this, that poll
+        took its artifact for new, wrote status and posted NewArtifact again)."""
+        return {**(body.get("status") or {}), **self.written}
 
 
 async def credentials(services: Services, namespace: str, secret_name: str | None) -> Credentials | None:

@@ -1,7 +1,9 @@
 """Apply and prune: write the plan to the cluster.
 
 Only objects whose patch is non-empty are written, with server-side apply as field
-manager `pullsync`, kind by kind (`plan.KIND_ORDER`), each kind in bounded concurrency.
+manager `pullsync`, kind by kind (`plan.KIND_ORDER`; kinds that need none of each
+other go at once), each kind in bounded concurrency (Services lower: the server
+allocates their IPs one at a time).
 Stage 1 (Namespaces, CRDs, ClusterRoles, Roles) goes first and CRDs must be
 `Established` before what waited for stage 1 is dry-run and applied. Prune deletes only
 objects that still carry the Sync's owner labels and lack `pullsync.dev/prune: disabled`,
@@ -21,6 +23,22 @@ from pullsync.sync import inventory
 from pullsync.sync.plan import CRD, Planned, bounded, describe_failure, rank, waves
 
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+
+
+# Kinds whose writes the API server serialises: a Service's ClusterIP (and NodePort) comes
+# from one allocation record in etcd, updated by compare-and-swap, so concurrent creates
+# conflict and retry inside the server (measured: 16 in flight, ~100 ms each, 1000
+# objects' Services in 2.6 s; 2 in flight, ~6 ms each, 1.5 s).
+KIND_CONCURRENCY = {"Service": 2}
+# Kinds none of which needs another of them to exist first: one wave, each kind with its
+# own concurrency (Services, slow and serial, no longer hold up the ConfigMaps).
+TOGETHER = (rank("Secret"), rank("PodDisruptionBudget"))
+
+
+def tier(kind: str) -> int:
+    """The wave of `kind`: its rank, shared by the kinds of `TOGETHER`."""
+    r = rank(kind)
+    return TOGETHER[0] if TOGETHER[0] <= r <= TOGETHER[1] else r
 
 
 class ApplyError(Exception):
@@ -48,11 +66,25 @@ class Writes:
 
 
 async def apply(client: kube.Client, planned: list[Planned], *, concurrency: int, writes: Writes) -> None:
-    """Apply every changed object, kind by kind in `plan.KIND_ORDER`, recording each in
-    `writes`. ApplyError (and nothing of a later kind written) if any write failed."""
-    for wave in waves([p for p in planned if p.changed], key=lambda p: p.item.rank):
-        results = await bounded(concurrency, (functools.partial(_apply_one, client, p, writes) for p in wave))
-        failed = [(p.item, r) for p, r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
+    """Apply every changed object, kind by kind in `plan.KIND_ORDER` (the kinds of
+    `TOGETHER` at once), recording each in `writes`. ApplyError (and nothing of a later
+    wave written) if any write failed."""
+    for wave in waves([p for p in planned if p.changed], key=lambda p: tier(p.item.obj["kind"])):
+        kinds: dict[str, list[Planned]] = {}
+        for p in wave:
+            kinds.setdefault(p.item.obj["kind"], []).append(p)
+        by_kind = await asyncio.gather(
+            *(
+                bounded(
+                    min(concurrency, KIND_CONCURRENCY.get(kind, concurrency)),
+                    (functools.partial(_apply_one, client, p, writes) for p in group),
+                )
+                for kind, group in kinds.items()
+            )
+        )
+        sent = [p for group in kinds.values() for p in group]
+        results = [r for group_results in by_kind for r in group_results]
+        failed = [(p.item, r) for p, r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
         metrics.OBJECTS_APPLIED.inc(len(wave) - len(failed))
         if failed:
             described = [describe_failure(item, error) for item, error in failed]

@@ -329,7 +329,8 @@ async def _plan_one(
         live = await client.get(item.resource, meta.get("namespace"), meta["name"])
     if live is not None and Planned(item, live).left_alone:
         return Planned(item, live)
-    if live is not None and verified.get(item.entry.id) == (item.digest, fingerprint.of(live)):
+    last = verified.get(item.entry.id)
+    if live is not None and last is not None and last == (item.digest, fingerprint.of(live)):
         metrics.DRY_RUNS_SKIPPED.inc()
         return Planned(item, live, result=live)
     try:
@@ -343,7 +344,11 @@ async def _plan_one(
         live = await client.get(item.resource, meta.get("namespace"), meta["name"])
         if live is not None and Planned(item, live).left_alone:
             return Planned(item, live)
-    patch = jsonpatch.make_patch(fingerprint.normalise(live or {}), fingerprint.normalise(result)).patch
+    if live is None:  # a create: what jsonpatch would say, one `add` per field, without its diff
+        fields = fingerprint.normalise(result).items()
+        patch = [{"op": "add", "path": "/" + k.replace("~", "~0").replace("/", "~1"), "value": v} for k, v in fields]
+    else:
+        patch = jsonpatch.make_patch(fingerprint.normalise(live), fingerprint.normalise(result)).patch
     return Planned(item, live, result=result, patch=patch)
 
 

@@ -39,6 +39,7 @@ KIND = "Sync"
 FINALIZE_ATTEMPTS = 5  # prune attempts when a Sync is deleted, FINALIZE_RETRY seconds apart
 FINALIZE_RETRY = 5.0
 WAIT_POLL = 5.0  # seconds between health checks while `wait` waits, whatever else wakes the Sync
+HEALTH_RECHECK = 1.0  # at most one health-only turn per second (status of its objects moved)
 CONDITION_LIMIT = 400  # characters of the Ready message (the STATUS column); events carry the rest
 STAGE_REASONS = {
     "render": api.BUILD_FAILED,
@@ -145,6 +146,8 @@ class SyncLoop(loops.ObjectLoop):
         self.transient_failures = 0  # reconciles in a row that failed for the API server's state
         self.finalizer_written: str | None = None  # the resourceVersion our last finalizer change was based on
         self.waiting_since: tuple[str, float] | None = None  # (revision, when applied) while `wait` waits
+        self.health_only: tuple[Any, ...] | None = None  # `seen` of a Ready turn whose health the cache can tell
+        self.health_checked = 0.0  # when `recheck_health` last ran
 
     def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The status as this loop knows it: the body's, what it wrote since, what is due."""
@@ -171,8 +174,19 @@ class SyncLoop(loops.ObjectLoop):
         seen = (meta.get("generation"), requested, artifact)
         now = time.monotonic()
         drifted = self.services.bus.take_request(self.key)  # the live cache saw a change
+        status_moved = self.services.take_status_change(self.key)  # a controller wrote status of ours
         if seen == self.seen and now < self.next_due and not drifted:
-            return self.next_due - now
+            if not status_moved:
+                return self.next_due - now
+            if self.health_only == seen:  # no render, no plan: the health, from the live cache
+                pause = self.health_checked + HEALTH_RECHECK - now
+                if pause > 0:  # a rollout writes status many times a second: look at most once per HEALTH_RECHECK
+                    self.services.status_changed.add(self.key)
+                    return min(pause, self.next_due - now)
+                self.health_checked = now
+                await self.recheck_health(body)
+                return self.next_due - now
+            # else (waiting for health, a failed turn, no live cache): a whole turn
         only_drift = seen == self.seen and now < self.next_due
         self.seen = seen
         started = time.monotonic()
@@ -183,6 +197,10 @@ class SyncLoop(loops.ObjectLoop):
         if result.outcome.reason == api.DEPENDENCY_NOT_READY:
             self.seen = None  # a dependency that becomes Ready wakes us: then apply
         metrics.RECONCILE_SECONDS.labels(KIND, result.outcome.ready).observe(time.monotonic() - started)
+        cached = acting_client(self.services, self.namespace, spec) is self.services.client
+        self.health_only = (
+            seen if result.applied and result.outcome.ready == "True" and cached and not spec.wait else None
+        )
         if only_drift and not result.changes:
             result.plan = None  # a check that found nothing to do keeps the last plan in status
         await self.finish(body, result, requested=requested)
@@ -199,6 +217,27 @@ class SyncLoop(loops.ObjectLoop):
             delay = spec.retry_interval
         self.next_due = started + delay  # a steady period, whatever the reconcile costs
         return max(0.0, self.next_due - time.monotonic())
+
+    async def recheck_health(self, body: Mapping[str, Any]) -> None:
+        """A controller wrote status of an object this Sync applied, and nothing else
+        changed since its last turn, which was Ready without `wait`: only the health can
+        have moved. Read it from the live cache (no request) and write status only if it
+        did. (With `wait`, a failed turn or a Sync acting as a ServiceAccount, the whole
+        turn runs instead.)"""
+        status = self.status(body)
+        revision = str(status.get("lastAppliedRevision") or "")
+        report = await healthcheck.check(
+            self.services.client,
+            self.services.live,
+            inventory.load(status),
+            (),
+            namespace=self.namespace,
+            written={},
+        )
+        if report.as_status() == status.get("health"):
+            return
+        applied = Outcome.success(f"Applied revision: {revision}")
+        await self.finish(body, Result(applied, revision=revision, applied=True, health=report))
 
     def release(self) -> None:
         """The Sync is gone."""
@@ -262,7 +301,8 @@ class SyncLoop(loops.ObjectLoop):
             await self.finish(body, Result(progressing, revision=artifact.revision))
         turn = Turn(artifact.revision, inventory.load(status))
         try:
-            result = await asyncio.wait_for(self.pipeline(turn, body, spec, artifact), spec.timeout)
+            async with self.services.pipelines:  # a turn, not its wait for one, counts against spec.timeout
+                result = await asyncio.wait_for(self.pipeline(turn, body, spec, artifact), spec.timeout)
         except TimeoutError:
             message = f"timed out after {spec.timeout:g}s during {turn.stage} (spec.timeout)"
             result = turn.failed(STAGE_REASONS[turn.stage], message)
@@ -607,7 +647,7 @@ class SyncLoop(loops.ObjectLoop):
         )
         if report.status == kstatus.FAILED:
             await self.events.warning(body, api.HEALTH_CHECK_FAILED, events.fit(message.split("; "), separator="; "))
-        else:
+        elif before is not None:  # the first health known is no change (its apply has an event of its own)
             await self.events.normal(body, "HealthChanged", events.fit(message.split("; "), separator="; "))
 
     @staticmethod
