@@ -7,6 +7,7 @@ import base64
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from support import manifests as m
 from support import wait
 from support.cluster import AuditLog, Cluster, condition
 from support.git import HttpGitServer, git
-from support.operator import Operator
+from support.operator import Operator, OperatorProcess
 from support.provider import FakeProvider
 from support.sync import Source, create_sync, grant_configmaps, request, wait_applied
 
@@ -122,7 +123,7 @@ def test_a_pull_request_is_planned_and_published_to_github_and_no_managed_object
     assert status == {"state": "success", "description": "+1 ~2 -1", "context": context}
     [comment] = provider.comments(REPO, 7)
     body = comment.body
-    assert f"<!-- pullsync:{context} -->" in body
+    assert f"<!-- pullsync:{context} preview=prs -->" in body
     for shown in (f"ConfigMap/{namespace}/new", f"ConfigMap/{namespace}/settings", f"ConfigMap/{namespace}/old"):
         assert shown in body
     for hidden in ("hunter2-old", "s3cret-new"):
@@ -173,18 +174,18 @@ def test_a_broken_pull_request_fails_its_gitea_status_with_the_file_and_document
     [status] = provider.statuses(REPO, commit)
     assert status["state"] == "failure"
     assert status["context"] == f"pullsync/{namespace}/app"
-    assert all(c.path.startswith("/api/v1/repos/") for c in provider.calls)
+    assert all(c.path.startswith("/api/v1/") for c in provider.calls)
     assert all(c.headers.get("authorization") == f"token {provider.token}" for c in provider.calls)
     [comment] = wait.until(lambda: provider.comments(REPO, 3), what="the comment")
     assert "deploy/settings.yaml" in comment.body
 
 
-def test_a_failed_publish_is_retried_and_a_forbidden_provider_address_is_refused(
+def test_a_failed_comment_is_retried_alone_and_a_forbidden_provider_address_is_refused(
     cluster: Cluster, namespace: str, deployed: Source, provider: FakeProvider
 ) -> None:
     cluster.secret(namespace, "gh", {"token": provider.token})
     commit = open_pull_request(deployed, 5, {"deploy/settings.yaml": m.configmap("settings", "d")})
-    provider.fail_next(500)
+    provider.fail_next(500, method="POST", path=f"/repos/{REPO}/issues/5/comments")  # the status goes through
     github = {"type": "github", "address": provider.url, "repository": REPO, "secretRef": {"name": "gh"}}
     create_preview(cluster, namespace, github, interval="2s")
 
@@ -196,7 +197,17 @@ def test_a_failed_publish_is_retried_and_a_forbidden_provider_address_is_refused
     assert "500" in wait.until(publish_failed, what="the publish failure")["message"]
     wait.until(lambda: planned(cluster, namespace, "refs/pull/5/head", commit)["published"], what="published")
     assert condition(cluster.get(preview_path(namespace)) or {})["status"] == "True"
-    assert len(provider.statuses(REPO, commit)) == 1
+    assert len(provider.statuses(REPO, commit)) == 1  # the retry sent the comment only
+    assert len(provider.comments(REPO, 5)) == 1
+
+    # Planned again (asked for) to the same plan: nothing is sent again.
+    calls = len(provider.calls)
+    stamp = request(cluster, preview_path(namespace))
+    wait.until(
+        lambda: (cluster.get(preview_path(namespace)) or {})["status"].get("lastHandledReconcileAt") == stamp,
+        what="the requested turn",
+    )
+    assert [c for c in provider.calls[calls:] if c.method != "GET"] == []
 
     # The cloud metadata address is never contacted, whatever the operator allows.
     metadata = {"type": "generic", "address": "http://169.254.169.254/plan"}
@@ -278,3 +289,39 @@ def test_pullsync_diff_of_a_checkout_is_the_plan_the_preview_publishes(
     assert "replace /spec/template/spec/containers/0/image" in text
     git("-C", str(deployed.repo.work), "checkout", "-q", "main")
     assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace]) == 0
+
+
+def test_a_restarted_operator_sends_nothing_again_and_keeps_the_plans_in_status(
+    cluster: Cluster, operator_kubeconfig: Path, git_http: HttpGitServer, provider: FakeProvider
+) -> None:
+    with cluster.scratch_namespace("preview-restart") as namespace:  # not test-*: its own operators only
+        args = ("--namespace", namespace, "--allow-insecure-http", "--allow-local-urls")
+        first = OperatorProcess(operator_kubeconfig, *args)
+        try:
+            first.wait_ready()
+            source = Source(cluster, namespace, git_http)
+            commit = source.push({"deploy/settings.yaml": m.configmap("settings", "a")})
+            create_sync(cluster, namespace, path="./deploy", prune=False)  # no finalizer left behind
+            wait_applied(cluster, namespace, commit)
+            cluster.secret(namespace, "gh", {"token": provider.token})
+            pull = open_pull_request(source, 4, {"deploy/settings.yaml": m.configmap("settings", "b")})
+            github = {"type": "github", "address": provider.url, "repository": REPO, "secretRef": {"name": "gh"}}
+            create_preview(cluster, namespace, github)
+            wait.until(lambda: planned(cluster, namespace, "refs/pull/4/head", pull)["published"], what="published")
+        finally:
+            first.stop()
+        sent = len(provider.calls)
+        second = OperatorProcess(operator_kubeconfig, *args)
+        try:
+            second.wait_ready()
+            stamp = request(cluster, preview_path(namespace))
+            wait.until(
+                lambda: (cluster.get(preview_path(namespace)) or {})["status"].get("lastHandledReconcileAt") == stamp,
+                what="a turn of the new process",
+            )
+            assert planned(cluster, namespace, "refs/pull/4/head", pull)["published"]
+            assert provider.calls[sent:] == []
+            assert len(provider.statuses(REPO, pull)) == 1
+            assert len(provider.comments(REPO, 4)) == 1
+        finally:
+            second.stop()

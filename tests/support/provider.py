@@ -4,9 +4,13 @@ One HTTP server on loopback answers the REST endpoints pullsync uses, as the rea
 GitHub at the root (`/repos/...`, `Authorization: Bearer <token>`), Gitea under `/api/v1`
 (`Authorization: token <token>`, comments listed all at once), GitLab under `/api/v4`
 (`PRIVATE-TOKEN`, the project path URL-encoded), and a generic receiver on any other
-POST path. A wrong or missing token gets 401 with a JSON `message`. Every call is recorded
-(`Call`); comments (ids shared by all forges) and statuses are kept so that listing,
-editing and posting behave, and `fail_next` makes the next calls fail on demand.
+POST path. A wrong or missing token gets 401 with a JSON `message`. The token's user is
+`BOT` (`GET /user`, `/api/v1/user`: `login`; `/api/v4/user`: `username`), or refused with
+GitHub's 403 for an App's installation token (`user_refused`). Every call is recorded
+(`Call`); comments (ids shared by all forges; authors in `user.login`, GitLab's in
+`author.username`) and statuses are kept so that listing, editing and posting behave;
+editing somebody else's comment is 403 unless `admin`; `fail_next` makes the next calls
+(of one method and path prefix, if given) fail on demand.
 """
 
 import dataclasses
@@ -18,7 +22,13 @@ import threading
 import urllib.parse
 from typing import Any, Self
 
+BOT = "pullsync-bot"  # the token's user
 GITHUB_401 = {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+GITHUB_APP_403 = {
+    "message": "Resource not accessible by integration",
+    "documentation_url": "https://docs.github.com/rest",
+}
+GITEA_SCOPE_403 = {"message": "token does not have at least one of required scope(s): [read:user]"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +49,7 @@ class Comment:
     repo: str
     pr: int
     body: str
-    author: str = "pullsync-bot"
+    author: str = BOT
 
 
 @dataclasses.dataclass
@@ -47,14 +57,28 @@ class _Failure:
     status: int
     message: str
     remaining: int
+    method: str | None
+    path: str
+
+    def matches(self, call: Call) -> bool:
+        return (self.method is None or call.method == self.method) and call.path.startswith(self.path)
 
 
 class FakeProvider:
     """The fake forges; `with FakeProvider(token) as fake:` or `.start()` / `.stop()`."""
 
-    def __init__(self, token: str = "test-token", *, github_page_default: int = 30) -> None:
+    def __init__(
+        self,
+        token: str = "test-token",
+        *,
+        github_page_default: int = 30,
+        user_refused: bool = False,
+        admin: bool = False,
+    ) -> None:
         self.token = token
         self.github_page_default = github_page_default
+        self.user_refused = user_refused  # `GET /user` answered 403, as to a GitHub App's token
+        self.admin = admin  # the token may edit anybody's comment
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._comments: dict[int, Comment] = {}
@@ -134,10 +158,19 @@ class FakeProvider:
         with self._lock:
             del self._comments[comment_id]
 
-    def fail_next(self, status: int = 500, *, message: str = "Internal Server Error", times: int = 1) -> None:
-        """The next `times` calls (any endpoint) are answered `status` with a JSON `message`."""
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        message: str = "Internal Server Error",
+        times: int = 1,
+        method: str | None = None,
+        path: str = "",
+    ) -> None:
+        """The next `times` calls (of `method`, to a path starting with `path`; by default any)
+        are answered `status` with a JSON `message`."""
         with self._lock:
-            self._failures.append(_Failure(status, message, times))
+            self._failures.append(_Failure(status, message, times, method, path))
 
     def clear(self) -> None:
         with self._lock:
@@ -168,11 +201,11 @@ class FakeProvider:
         )
         with self._lock:
             self._calls.append(call)
-            failure = self._failures[0] if self._failures else None
+            failure = next((f for f in self._failures if f.matches(call)), None)
             if failure is not None:
                 failure.remaining -= 1
                 if failure.remaining <= 0:
-                    self._failures.pop(0)
+                    self._failures.remove(failure)
             status, answer = (failure.status, {"message": failure.message}) if failure else self._route(call)
         data = json.dumps(answer).encode() if answer is not None else b""
         request.send_response(status)
@@ -184,9 +217,9 @@ class FakeProvider:
     def _route(self, call: Call) -> tuple[int, Any]:
         if call.path.startswith("/api/v4/"):
             return self._gitlab(call)
-        if call.path.startswith("/api/v1/repos/"):
+        if call.path.startswith(("/api/v1/repos/", "/api/v1/user")):
             return self._forge(call, "gitea", call.path.removeprefix("/api/v1"))
-        if call.path.startswith("/repos/"):
+        if call.path.startswith(("/repos/", "/user")):
             return self._forge(call, "github", call.path)
         if call.method == "POST":  # the generic receiver
             return 200, {"ok": True}
@@ -198,6 +231,12 @@ class FakeProvider:
         if call.headers.get("authorization") != f"{scheme} {self.token}":
             message = GITHUB_401 if flavour == "github" else {"message": "user does not exist [uid: 0, name: ]"}
             return 401, message
+        if path == "/user":
+            if call.method != "GET":
+                return 405, {"message": "Method Not Allowed"}
+            if self.user_refused:
+                return 403, GITHUB_APP_403 if flavour == "github" else GITEA_SCOPE_403
+            return 200, {"id": 1, "login": BOT}
         repo_part = r"/repos/(?P<repo>[^/]+/[^/]+)"
         if m := re.fullmatch(repo_part + r"/statuses/(?P<sha>[0-9a-f]+)", path):
             if call.method != "POST":
@@ -208,9 +247,9 @@ class FakeProvider:
         if m := re.fullmatch(repo_part + r"/issues/(?P<pr>[0-9]+)/comments", path):
             repo, pr = urllib.parse.unquote(m["repo"]), int(m["pr"])
             if call.method == "POST":
-                return 201, self._as_json(self._comments[self._add(repo, pr, call.json["body"], "pullsync-bot")])
+                return 201, self._as_json(self._comments[self._add(repo, pr, call.json["body"], BOT)], flavour)
             if call.method == "GET":
-                ours = [self._as_json(c) for c in self._comments.values() if c.repo == repo and c.pr == pr]
+                ours = [self._as_json(c, flavour) for c in self._comments.values() if c.repo == repo and c.pr == pr]
                 if flavour == "gitea":  # all of them, whatever the query says
                     return 200, ours
                 return 200, self._page(ours, call.query, self.github_page_default)
@@ -220,15 +259,23 @@ class FakeProvider:
             if found is None or found.repo != repo:
                 return 404, {"message": "Not Found"}
             if call.method == "PATCH":
+                if found.author != BOT and not self.admin:
+                    return 403, {"message": "Must have admin rights to Repository."}
                 found.body = call.json["body"]
             elif call.method != "GET":
                 return 405, {"message": "Method Not Allowed"}
-            return 200, self._as_json(found)
+            return 200, self._as_json(found, flavour)
         return 404, {"message": "Not Found"}
 
     def _gitlab(self, call: Call) -> tuple[int, Any]:
         if call.headers.get("private-token") != self.token:
             return 401, {"message": "401 Unauthorized"}
+        if call.path == "/api/v4/user":
+            if call.method != "GET":
+                return 405, {"message": "405 Method Not Allowed"}
+            if self.user_refused:
+                return 403, {"error": "insufficient_scope"}
+            return 200, {"id": 1, "username": BOT}
         project = r"/api/v4/projects/(?P<project>[^/]+)"  # org%2Frepo: the path URL-encoded
         m = re.match(project, call.path)
         if m is None or "%2F" not in m["project"]:
@@ -244,9 +291,9 @@ class FakeProvider:
         if m := re.fullmatch(r"/merge_requests/(?P<mr>[0-9]+)/notes", rest):
             mr = int(m["mr"])
             if call.method == "POST":
-                return 201, self._as_json(self._comments[self._add(repo, mr, call.json["body"], "pullsync-bot")])
+                return 201, self._as_json(self._comments[self._add(repo, mr, call.json["body"], BOT)], "gitlab")
             if call.method == "GET":
-                notes = [self._as_json(c) for c in self._comments.values() if c.repo == repo and c.pr == mr]
+                notes = [self._as_json(c, "gitlab") for c in self._comments.values() if c.repo == repo and c.pr == mr]
                 if call.query.get("sort") != "asc":
                     notes.reverse()  # GitLab's default: newest first
                 return 200, self._page(notes, call.query, 20)
@@ -255,10 +302,12 @@ class FakeProvider:
             if found is None or found.repo != repo or found.pr != int(m["mr"]):
                 return 404, {"message": "404 Not found"}
             if call.method == "PUT":
+                if found.author != BOT and not self.admin:
+                    return 403, {"message": "403 Forbidden"}
                 found.body = call.json["body"]
             elif call.method != "GET":
                 return 405, {"message": "405 Method Not Allowed"}
-            return 200, self._as_json(found)
+            return 200, self._as_json(found, "gitlab")
         return 404, {"message": "404 Not Found"}
 
     @staticmethod
@@ -268,5 +317,9 @@ class FakeProvider:
         return items[(page - 1) * size : page * size]
 
     @staticmethod
-    def _as_json(c: Comment) -> dict[str, Any]:
-        return {"id": c.id, "body": c.body, "user": {"login": c.author}, "author": {"username": c.author}}
+    def _as_json(c: Comment, flavour: str) -> dict[str, Any]:
+        """As the forge shows a comment: GitHub and Gitea name the author in `user.login`,
+        GitLab in `author.username`."""
+        if flavour == "gitlab":
+            return {"id": c.id, "body": c.body, "author": {"id": 1, "username": c.author}}
+        return {"id": c.id, "body": c.body, "user": {"id": 1, "login": c.author}}

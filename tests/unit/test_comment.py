@@ -140,3 +140,15 @@ def test_the_status_state_and_description_fit_githubs_limits() -> None:
     assert text.endswith("…")
     assert "\n" not in text
     assert text.startswith("failed: deploy/x.yaml#0: very long reason very long reason")
+
+
+def test_a_marker_names_the_comment_apart_from_the_status_context() -> None:
+    named = comment.markdown(plan([WEB]), context=CONTEXT, commit=SHA, marker=f"{CONTEXT}/merges")
+    plain = comment.markdown(plan([WEB]), context=CONTEXT, commit=SHA)
+
+    assert named.splitlines()[0] == "<!-- pullsync:pullsync/team-a/prod-prs/merges -->"
+    assert named.splitlines()[1:] == plain.splitlines()[1:]  # the same heading and plan for a reader
+    assert comment.is_ours(named, f"{CONTEXT}/merges")
+    assert not comment.is_ours(named, CONTEXT)
+    assert not comment.is_ours(plain, f"{CONTEXT}/merges")
+    assert comment.markdown(plan([WEB]), context=CONTEXT, commit=SHA, marker=CONTEXT) == plain

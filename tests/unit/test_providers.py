@@ -1,6 +1,7 @@
 """Publishing a plan to GitHub, Gitea, GitLab and a generic receiver, against a local fake
-of their REST APIs with a real aiohttp client: the exact requests, one comment edited in
-place, and errors that say what failed without the token."""
+of their REST APIs with a real aiohttp client: the exact requests, one comment per marker
+edited in place, only comments of the token's own user taken for ours, and errors that say
+what failed (and what was sent) without the token."""
 
 import hashlib
 import hmac
@@ -12,9 +13,10 @@ import aiohttp
 import pytest
 
 import pullsync
+from pullsync import api
 from pullsync.preview import comment, report
 from pullsync.web import providers, webhook
-from support.provider import FakeProvider
+from support.provider import BOT, FakeProvider
 
 TOKEN = "s3cr3t-forge-token"
 SHA = "4f1c2ab" + "9" * 33
@@ -94,6 +96,18 @@ def test_a_target_never_shows_its_token_and_refuses_an_unknown_type() -> None:
         providers.Target("bitbucket", "https://x", "org/repo", TOKEN)
 
 
+def test_the_provider_types_are_those_of_the_preview_api() -> None:
+    for kind in api.PROVIDER_ADDRESSES:
+        assert providers.Target(kind, "https://x.example.com", "org/repo").type == kind
+    assert set(providers._API_PREFIX) == set(api.PROVIDER_ADDRESSES)
+
+
+def test_a_publish_error_says_what_was_sent() -> None:
+    assert providers.PublishError("boom").sent == frozenset()
+    error = providers.PublishError("boom", sent=frozenset({"status"}))
+    assert (str(error), error.sent) == ("boom", {"status"})
+
+
 def test_the_api_prefix_of_gitea_and_gitlab_is_added_once() -> None:
     assert providers.Target("gitea", "https://gitea.example.com/", "o/r").base == "https://gitea.example.com/api/v1"
     assert providers.Target("gitea", "https://g.example.com/api/v1", "o/r").base == "https://g.example.com/api/v1"
@@ -110,12 +124,13 @@ async def test_github_gets_a_commit_status_and_one_new_comment_with_the_exact_re
     calls = fake.calls
     assert [(c.method, c.path, c.query) for c in calls] == [
         ("POST", f"/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/user", {}),
         ("GET", "/repos/org/deploy-config/issues/12/comments", {"per_page": "100", "page": "1"}),
         ("POST", "/repos/org/deploy-config/issues/12/comments", {}),
     ]
     assert calls[0].json == {"state": "success", "description": "+1 ~1 -1", "context": CONTEXT}
     body = comment.markdown(a_plan(), context=CONTEXT, commit=SHA)
-    assert calls[2].json == {"body": body}
+    assert calls[3].json == {"body": body}
     for call in calls:
         assert call.headers["authorization"] == f"Bearer {TOKEN}"
         assert call.headers["accept"] == "application/vnd.github+json"
@@ -156,12 +171,12 @@ async def test_an_unchanged_plan_does_not_edit_the_comment(fake: FakeProvider) -
 async def test_our_comment_is_found_past_the_first_page_and_others_are_left_alone(fake: FakeProvider) -> None:
     for i in range(150):
         fake.add_comment("org/deploy-config", 12, f"LGTM {i}")
-    ours = fake.add_comment("org/deploy-config", 12, comment.marker(CONTEXT) + "\nold plan", author="pullsync-bot")
+    ours = fake.add_comment("org/deploy-config", 12, comment.marker(CONTEXT) + "\nold plan", author=BOT)
     fake.add_comment("org/deploy-config", 12, comment.marker("pullsync/other-preview") + "\nnot ours")
 
     await publish(github(fake))
 
-    assert [c.query["page"] for c in fake.calls_to("GET")] == ["1", "2"]
+    assert [c.query["page"] for c in fake.calls_to("GET", "/repos/")] == ["1", "2"]
     assert [c.path for c in fake.calls_to("PATCH")] == [f"/repos/org/deploy-config/issues/comments/{ours}"]
     assert fake.calls_to("POST", "/repos/org/deploy-config/issues") == []
     bodies = [c.body for c in fake.comments("org/deploy-config", 12)]
@@ -173,24 +188,26 @@ async def test_our_comment_is_found_past_the_first_page_and_others_are_left_alon
 async def test_a_known_comment_id_skips_the_listing_and_a_deleted_one_falls_back_to_a_new_comment(
     fake: FakeProvider,
 ) -> None:
-    known: dict[str, int] = {}
-    await publish(github(fake), known=known)
+    known: dict[str, Any] = {}
+    target = github(fake)
+    key = providers.comment_key(target, marker=CONTEXT, number=12)
+    await publish(target, known=known)
     (first,) = fake.comments("org/deploy-config", 12)
-    assert list(known.values()) == [first.id]
+    assert known == {key: first.id, providers.user_key(target): BOT}
     fake.clear()
 
-    await publish(github(fake), plan=a_plan(replicas=9), known=known)
-    assert [(c.method, c.path) for c in fake.calls if "/issues/" in c.path] == [
+    await publish(target, plan=a_plan(replicas=9), known=known)
+    assert [(c.method, c.path) for c in fake.calls if c.method != "POST" or "/issues/" in c.path] == [
         ("GET", f"/repos/org/deploy-config/issues/comments/{first.id}"),
         ("PATCH", f"/repos/org/deploy-config/issues/comments/{first.id}"),
-    ]
+    ]  # nor GET /user: the login is known too
 
     fake.delete_comment(first.id)
     fake.clear()
-    await publish(github(fake), known=known)
+    await publish(target, known=known)
     assert [c.method for c in fake.calls if "/issues/" in c.path] == ["GET", "GET", "POST"]
     (second,) = fake.comments("org/deploy-config", 12)
-    assert list(known.values()) == [second.id]
+    assert known[key] == second.id
 
 
 async def test_a_branch_ref_gets_a_commit_status_and_no_comment(fake: FakeProvider) -> None:
@@ -210,9 +227,11 @@ async def test_gitea_gets_the_same_calls_under_api_v1_with_its_token_scheme(fake
 
     assert [(c.method, c.path, c.query) for c in fake.calls] == [
         ("POST", f"/api/v1/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/api/v1/user", {}),
         ("GET", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
         ("POST", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
         ("POST", f"/api/v1/repos/org/deploy-config/statuses/{SHA}", {}),
+        ("GET", "/api/v1/user", {}),
         ("GET", "/api/v1/repos/org/deploy-config/issues/12/comments", {}),
         ("PATCH", f"/api/v1/repos/org/deploy-config/issues/comments/{first.id}", {}),
     ]
@@ -236,9 +255,11 @@ async def test_gitlab_gets_a_named_status_and_one_merge_request_note_edited_with
     listing = {"sort": "asc", "order_by": "created_at", "per_page": "100", "page": "1"}
     assert [(c.method, c.path, c.query) for c in fake.calls] == [
         ("POST", f"{project}/statuses/{SHA}", {}),
+        ("GET", "/api/v4/user", {}),
         ("GET", f"{project}/merge_requests/3/notes", listing),
         ("POST", f"{project}/merge_requests/3/notes", {}),
         ("POST", f"{project}/statuses/{SHA}", {}),
+        ("GET", "/api/v4/user", {}),
         ("GET", f"{project}/merge_requests/3/notes", listing),
         ("PUT", f"{project}/merge_requests/3/notes/{note.id}", {}),
     ]
@@ -247,7 +268,7 @@ async def test_gitlab_gets_a_named_status_and_one_merge_request_note_edited_with
         "name": CONTEXT,
         "description": "failed: deploy/web.yaml#0: spec.replicas: must be an integer",
     }
-    assert fake.calls[3].json["state"] == "success"
+    assert fake.calls[4].json["state"] == "success"
     assert {c.headers["private-token"] for c in fake.calls} == {TOKEN}
     assert all("authorization" not in c.headers for c in fake.calls)
     (edited,) = fake.comments("group/sub/deploy-config", 3)
@@ -295,7 +316,8 @@ async def test_a_wrong_token_is_a_publish_error_that_does_not_contain_the_token(
 
     message = str(caught.value)
     assert f"github: POST /repos/org/deploy-config/statuses/{SHA}: 401 Bad credentials" in message
-    assert "github: GET /repos/org/deploy-config/issues/12/comments: 401 Bad credentials" in message
+    assert "github: GET /user: 401 Bad credentials" in message  # the comment's first call
+    assert caught.value.sent == frozenset()
     assert wrong not in message
     assert TOKEN not in message
 
@@ -308,9 +330,10 @@ async def test_a_token_echoed_by_the_server_is_redacted(fake: FakeProvider) -> N
 
 
 async def test_a_server_error_is_a_publish_error_and_the_next_publish_completes_the_job(fake: FakeProvider) -> None:
-    fake.fail_next(500, times=2)  # the status and the listing
-    with pytest.raises(providers.PublishError, match="500 Internal Server Error"):
+    fake.fail_next(500, times=2)  # the status and the comment's first call
+    with pytest.raises(providers.PublishError, match="500 Internal Server Error") as caught:
         await publish(github(fake))
+    assert caught.value.sent == frozenset()
     assert fake.comments("org/deploy-config", 12) == []
 
     await publish(github(fake))  # the controller's retry
@@ -319,13 +342,158 @@ async def test_a_server_error_is_a_publish_error_and_the_next_publish_completes_
     assert fake.statuses("org/deploy-config", SHA)[-1]["state"] == "success"
 
 
-async def test_a_comment_that_fails_still_gets_the_status_and_raises(fake: FakeProvider) -> None:
+async def test_a_status_that_fails_still_gets_the_comment_and_raises(fake: FakeProvider) -> None:
     await publish(github(fake))
     fake.clear()
-    fake.fail_next(502, message="Bad Gateway")  # answered to the status... then the listing works
-    with pytest.raises(providers.PublishError, match=r"statuses/.*: 502 Bad Gateway"):
+    fake.fail_next(502, message="Bad Gateway", method="POST", path="/repos/org/deploy-config/statuses/")
+    with pytest.raises(providers.PublishError, match=r"statuses/.*: 502 Bad Gateway") as caught:
         await publish(github(fake), plan=a_plan(replicas=7))
-    assert [c.method for c in fake.calls] == ["POST", "GET", "PATCH"]
+
+    assert caught.value.sent == {"comment"}
+    assert "comments" not in str(caught.value)
+    assert [c.method for c in fake.calls] == ["POST", "GET", "GET", "PATCH"]
+    assert "replicas" in fake.comments("org/deploy-config", 12)[0].body
+    assert len(fake.statuses("org/deploy-config", SHA)) == 1  # the first publish's only
+
+
+async def test_a_comment_that_fails_still_gets_the_status_and_raises(fake: FakeProvider) -> None:
+    fake.fail_next(502, message="Bad Gateway", method="GET", path="/repos/org/deploy-config/issues/")
+    with pytest.raises(providers.PublishError, match=r"issues/12/comments: 502 Bad Gateway") as caught:
+        await publish(github(fake))
+
+    assert caught.value.sent == {"status"}
+    assert "statuses" not in str(caught.value)
+    assert [c.json["state"] for c in fake.calls_to("POST", "/repos/org/deploy-config/statuses/")] == ["success"]
+    assert fake.comments("org/deploy-config", 12) == []
+
+
+async def test_only_the_failed_part_is_retried(fake: FakeProvider) -> None:
+    known: dict[str, Any] = {}
+    fake.fail_next(500, method="POST", path="/repos/org/deploy-config/issues/12/comments")
+    with pytest.raises(providers.PublishError) as caught:
+        await publish(github(fake), known=known)
+    assert caught.value.sent == {"status"}
+    fake.clear()
+
+    await publish(github(fake), known=known, parts=providers.PARTS - caught.value.sent)  # the controller's retry
+
+    assert fake.calls_to("POST", "/repos/org/deploy-config/statuses/") == []
+    assert len(fake.statuses("org/deploy-config", SHA)) == 1
+    (posted,) = fake.comments("org/deploy-config", 12)
+    assert posted.body == comment.markdown(a_plan(), context=CONTEXT, commit=SHA)
+
+    fake.clear()
+    await publish(github(fake), known=known, parts=frozenset({"status"}))
+    assert [c.path for c in fake.calls] == [f"/repos/org/deploy-config/statuses/{SHA}"]
+    fake.clear()
+    await publish(providers.Target("generic", f"{fake.url}/hook", "", None), parts=frozenset({"comment"}))
+    await publish(github(fake), parts=frozenset())
+    assert fake.calls == []
+    with pytest.raises(ValueError, match="unknown parts"):
+        await publish(github(fake), parts=frozenset({"statuses"}))
+
+
+async def test_a_network_failure_of_the_generic_receiver_sent_nothing() -> None:
+    with FakeProvider(TOKEN) as gone:
+        url = gone.url
+    with pytest.raises(providers.PublishError, match="generic: POST") as caught:
+        await publish(providers.Target("generic", f"{url}/hook", "", TOKEN))
+    assert caught.value.sent == frozenset()
+
+
+# whose comment
+
+
+async def test_two_markers_on_one_pull_request_keep_two_comments(fake: FakeProvider) -> None:
+    known: dict[str, Any] = {}
+    heads, merges = f"{CONTEXT}/heads", f"{CONTEXT}/merges"
+    await publish(github(fake), known=known, marker=heads)
+    await publish(github(fake), known=known, marker=merges, plan=a_plan(replicas=5))
+    await publish(github(fake), known=known, marker=heads, plan=a_plan(replicas=6))
+    await publish(github(fake), marker=merges, plan=a_plan(replicas=7))  # found again without `known`
+
+    first, second = fake.comments("org/deploy-config", 12)
+    assert first.body == comment.markdown(a_plan(replicas=6), context=CONTEXT, commit=SHA, marker=heads)
+    assert second.body == comment.markdown(a_plan(replicas=7), context=CONTEXT, commit=SHA, marker=merges)
+    assert first.body.startswith(comment.marker(heads) + "\n")
+    assert {s["context"] for s in fake.statuses("org/deploy-config", SHA)} == {CONTEXT}  # the status keeps it
+
+
+@pytest.mark.parametrize("kind", ["github", "gitea", "gitlab"])
+async def test_a_marker_comment_by_someone_else_is_ignored_even_when_the_token_could_edit_it(kind: str) -> None:
+    with FakeProvider(TOKEN, admin=True) as fake:
+        target = providers.Target(kind, fake.url, "org/deploy-config", TOKEN)
+        theirs = fake.add_comment("org/deploy-config", 12, comment.marker(CONTEXT) + "\nhijacked", author="mallory")
+        known: dict[str, Any] = {}
+
+        await publish(target, known=known)
+        await publish(target, known=known, plan=a_plan(replicas=8))
+        await publish(target, plan=a_plan(replicas=9))  # found again without `known`
+
+        first, ours = fake.comments("org/deploy-config", 12)
+        edits = [c.path.rsplit("/", 1)[1] for c in fake.calls if c.method in ("PATCH", "PUT")]
+        assert edits == [str(ours.id)] * 2
+        assert (first.id, first.body, first.author) == (theirs, comment.marker(CONTEXT) + "\nhijacked", "mallory")
+        assert ours.author == BOT
+        assert ours.body == comment.markdown(a_plan(replicas=9), context=CONTEXT, commit=SHA)
+        assert known[providers.comment_key(target, marker=CONTEXT, number=12)] == ours.id
+
+
+async def test_without_the_tokens_login_a_comment_that_cannot_be_edited_gets_a_new_one() -> None:
+    with FakeProvider(TOKEN, user_refused=True) as fake:  # a GitHub App's token: 403 on /user
+        theirs = fake.add_comment("org/deploy-config", 12, comment.marker(CONTEXT) + "\nhijacked", author="mallory")
+        known: dict[str, Any] = {}
+
+        await publish(github(fake), known=known)  # their comment: PATCH 403, then a new one
+
+        assert [(c.method, c.path) for c in fake.calls if c.path != f"/repos/org/deploy-config/statuses/{SHA}"] == [
+            ("GET", "/user"),
+            ("GET", "/repos/org/deploy-config/issues/12/comments"),
+            ("PATCH", f"/repos/org/deploy-config/issues/comments/{theirs}"),
+            ("POST", "/repos/org/deploy-config/issues/12/comments"),
+        ]
+        first, ours = fake.comments("org/deploy-config", 12)
+        assert (first.id, first.body) == (theirs, comment.marker(CONTEXT) + "\nhijacked")
+        assert known[providers.comment_key(github(fake), marker=CONTEXT, number=12)] == ours.id
+        fake.clear()
+
+        await publish(github(fake), known=known, plan=a_plan(replicas=2))  # ours, by its id
+        assert [(c.method, c.path) for c in fake.calls if "/issues/" in c.path] == [
+            ("GET", f"/repos/org/deploy-config/issues/comments/{ours.id}"),
+            ("PATCH", f"/repos/org/deploy-config/issues/comments/{ours.id}"),
+        ]
+        fake.clear()
+
+        await publish(github(fake), plan=a_plan(replicas=3))  # without `known`: theirs refused, then ours
+        assert [c.method for c in fake.calls if "/issues/" in c.path] == ["GET", "PATCH", "PATCH"]
+        assert len(fake.comments("org/deploy-config", 12)) == 2
+        assert fake.comments("org/deploy-config", 12)[1].body == comment.markdown(
+            a_plan(replicas=3), context=CONTEXT, commit=SHA
+        )
+
+
+@pytest.mark.parametrize("kind", ["github", "gitea", "gitlab"])
+async def test_when_the_user_endpoint_is_refused_the_marker_alone_finds_our_comment(kind: str) -> None:
+    ref = "refs/merge-requests/12/head" if kind == "gitlab" else REF
+    with FakeProvider(TOKEN, user_refused=True) as fake:
+        target = providers.Target(kind, fake.url, "org/deploy-config", TOKEN)
+        known: dict[str, Any] = {}
+        await publish(target, ref=ref, known=known)
+        await publish(target, ref=ref, plan=a_plan(replicas=4), known=known)
+        await publish(target, ref=ref, plan=a_plan(replicas=5))  # found by its marker again
+
+        (ours,) = fake.comments("org/deploy-config", 12)
+        assert ours.body == comment.markdown(a_plan(replicas=5), context=CONTEXT, commit=SHA)
+        assert known[providers.user_key(target)] is None
+        assert len([c for c in fake.calls if c.path.endswith("/user")]) == 2  # asked once per `known`
+
+
+async def test_a_server_error_of_the_user_endpoint_fails_the_comment(fake: FakeProvider) -> None:
+    fake.fail_next(503, message="Service Unavailable", path="/user")
+    with pytest.raises(providers.PublishError, match="GET /user: 503 Service Unavailable") as caught:
+        await publish(github(fake))
+    assert caught.value.sent == {"status"}
+    assert fake.comments("org/deploy-config", 12) == []
 
 
 async def test_a_redirect_is_not_followed(fake: FakeProvider) -> None:

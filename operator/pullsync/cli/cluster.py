@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -97,6 +98,13 @@ def handler(command: Command) -> Callable[[argparse.Namespace], int]:
             return e.code
         except KeyboardInterrupt:
             return 130
+        except Exception:  # a bug: exit 2 (an error), never 1, which some commands use for "changes"
+            traceback.print_exc()
+            print(
+                f"pullsync {args.command}: unexpected error (a bug in pullsync: the traceback is above)",
+                file=sys.stderr,
+            )
+            return 2
 
     return run
 

@@ -2,8 +2,8 @@
 pull request, and the state and description of its commit status.
 
 Pure functions of a `report.Report` (whose Secret values are already hidden). The
-comment starts with a hidden marker naming the Preview's context, so that the provider
-client finds it again and edits it in place instead of posting another. Its body stays
+comment starts with a hidden marker naming the Preview (by default its status context), so
+that the provider client finds it again and edits it in place instead of posting another. Its body stays
 under 60,000 characters (GitHub refuses more than 65,536): patches are left out from the
 end first, then table rows, then errors, and the comment says how many.
 """
@@ -27,15 +27,20 @@ SYMBOLS = {
 }
 
 
-def marker(context: str) -> str:
-    """The hidden first line that identifies the comment of `context`."""
-    safe = context.replace("--", "-").replace(">", "").replace("\n", " ")
+def marker(name: str) -> str:
+    """The hidden first line that identifies the comment named `name` (a Preview's marker,
+    by default its status context)."""
+    safe = name.replace("--", "-").replace(">", "").replace("\n", " ")
     return f"<!-- pullsync:{safe} -->"
 
 
-def is_ours(body: str, context: str) -> bool:
-    """True when a comment's body is the comment of `context`."""
-    return body.lstrip().startswith(marker(context))
+_marker = marker  # `markdown`'s keyword `marker` hides the function there
+
+
+def is_ours(body: str, name: str) -> bool:
+    """True when a comment's body starts with the marker `name` (who wrote it is the
+    provider client's to check)."""
+    return body.lstrip().startswith(marker(name))
 
 
 def state(plan: report.Report) -> str:
@@ -48,10 +53,11 @@ def description(plan: report.Report) -> str:
     return _one_line(plan.summary(), MAX_DESCRIPTION)
 
 
-def markdown(plan: report.Report, *, context: str, commit: str) -> str:
-    """The pull request comment of `plan` for `commit` (under MAX_CHARS characters)."""
+def markdown(plan: report.Report, *, context: str, commit: str, marker: str | None = None) -> str:
+    """The pull request comment of `plan` for `commit` (under MAX_CHARS characters), starting
+    with the hidden marker `marker` (default: `context`, the commit status's name)."""
     head = [
-        marker(context),
+        _marker(context if marker is None else marker),
         f"### pullsync plan: Sync {plan.sync_namespace}/{plan.sync_name} at {short(commit)}",
         "",
         _headline(plan),

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 import pygit2
 
 from pullsync import api, kube
@@ -34,7 +33,7 @@ from pullsync.runtime.services import Services
 from pullsync.source import git, repository, urlpolicy
 from pullsync.source.gitauth import Credentials, GitFailure
 from pullsync.sync import inventory, reconcile
-from pullsync.web import providers
+from pullsync.web import providers, resolver
 
 log = logging.getLogger("pullsync.preview")
 
@@ -45,15 +44,18 @@ Lookup = Callable[[str, str], Mapping[str, Any] | None]  # (namespace, name) -> 
 
 @dataclasses.dataclass
 class RefPlan:
-    """The plan of one ref's commit, and whether the provider has it."""
+    """The plan of one ref's commit, and which of its parts the provider has."""
 
     ref: str
     commit: str
-    key: tuple[Any, ...]  # what the plan was made of besides the commit: the Sync's and the Preview's generations
+    key: tuple[Any, ...]  # what else it was planned for: the Sync's and the Preview's generations, requestedAt
     report: report.Report
     planned_at: str
-    published: bool
-    publish_error: str = ""
+    sent: frozenset[str] = frozenset()  # of providers.PARTS
+
+    @property
+    def published(self) -> bool:
+        return self.sent >= providers.PARTS
 
     def as_status(self) -> dict[str, Any]:
         r = self.report
@@ -91,8 +93,8 @@ class PreviewLoop(loops.ObjectLoop):
         self.syncs = syncs
         self.repositories = repositories
         self.plans: dict[str, RefPlan] = {}
-        self.carried: dict[str, dict[str, Any]] = {}  # status entries of refs planned by an earlier process
-        self.comments: dict[str, int] = {}  # the provider's comment ids, for edits in place
+        self.carried: dict[str, dict[str, Any]] | None = None  # status entries an earlier process published
+        self.known: dict[str, Any] = {}  # what the provider told us (comment ids, our user), for edits in place
         self.url: str | None = None
         self.creds: Credentials | None = None
 
@@ -102,6 +104,9 @@ class PreviewLoop(loops.ObjectLoop):
         if wait is not None:
             return wait
         started = time.monotonic()
+        if self.carried is None:  # planned by an earlier process: kept (in status too) until its ref moves
+            entries = (body.get("status") or {}).get("previews") or []
+            self.carried = {e["ref"]: e for e in entries if e.get("published") and e.get("ref")}
         try:
             spec = api.PreviewSpec.parse(body.get("spec") or {})
         except ValueError as e:
@@ -113,7 +118,7 @@ class PreviewLoop(loops.ObjectLoop):
             self.next_due = started + spec.interval
             return spec.interval
         try:
-            outcome = await self.preview(body, spec)
+            outcome = await self.preview(body, spec, requested)
         except Exception as e:  # a bug: said as such, with the traceback in the log
             log.exception("Preview %s/%s: unexpected error", self.namespace, self.name)
             outcome = Outcome.unexpected(e, "preview")
@@ -133,7 +138,7 @@ class PreviewLoop(loops.ObjectLoop):
     def owner(self) -> str:
         return f"preview:{self.namespace}/{self.name}"
 
-    async def preview(self, body: Mapping[str, Any], spec: api.PreviewSpec) -> Outcome:
+    async def preview(self, body: Mapping[str, Any], spec: api.PreviewSpec, requested: str | None) -> Outcome:
         """List, plan what is new, publish what is unpublished; the Ready outcome."""
         sync = self.syncs(self.namespace, spec.sync_name)
         if sync is None:
@@ -161,24 +166,30 @@ class PreviewLoop(loops.ObjectLoop):
         except GitFailure as e:
             message = f"cannot list the refs of GitRepository {source[0]}/{source[1]}: {e}"
             return Outcome.failure(api.FETCH_FAILED, message)
-        self.forget_closed(refs, body)
-        key = ((sync.get("metadata") or {}).get("generation"), (body.get("metadata") or {}).get("generation"))
+        self.forget_closed(refs)
+        key = (
+            (sync.get("metadata") or {}).get("generation"),
+            (body.get("metadata") or {}).get("generation"),
+            requested,
+        )
         retry: list[str] = []
+        carried = self.carried or {}
         for ref, commit in sorted(refs.items()):
-            known = self.plans.get(ref)
-            if known is not None and (known.commit, known.key) == (commit, key):
+            last = self.plans.get(ref)
+            if last is not None and (last.commit, last.key) == (commit, key):
                 continue
-            carried = self.carried.get(ref)
-            if known is None and carried is not None and carried.get("revision") == f"sha1:{commit}":
+            if last is None and carried.get(ref, {}).get("revision") == f"sha1:{commit}":
                 continue  # planned and published before this process started
-            self.carried.pop(ref, None)
+            carried.pop(ref, None)
             try:
-                self.plans[ref] = await self.plan(
-                    ref, commit, key=key, sync=sync, sync_spec=sync_spec, repo_spec=repo_spec
-                )
+                plan = await self.plan(ref, commit, key=key, sync=sync, sync_spec=sync_spec, repo_spec=repo_spec)
             except (GitFailure, planner.Unavailable) as e:  # of the moment: planned at the next turn
                 log.warning("Preview %s/%s: cannot plan %s yet: %s", self.namespace, self.name, ref, e)
                 retry.append(f"{ref}: {e}")
+                continue
+            if last is not None and last.commit == commit and last.report == plan.report:
+                plan.sent = last.sent  # planned again (the Sync changed, say), to the same plan: nothing to send
+            self.plans[ref] = plan
         published = await self.publish_all(body, spec)
         if retry:
             message = f"cannot plan {'; '.join(retry[:3])} (retried)"
@@ -208,16 +219,12 @@ class PreviewLoop(loops.ObjectLoop):
             if not name.endswith("^{}") and any(fnmatch.fnmatchcase(name, g) for g in globs)
         }
 
-    def forget_closed(self, refs: Mapping[str, str], body: Mapping[str, Any]) -> None:
-        """Drop the plans of refs that are gone; on the first turn, carry over status."""
-        if not self.plans and not self.carried:
-            for entry in (body.get("status") or {}).get("previews") or []:
-                if entry.get("published") and entry.get("ref"):
-                    self.carried[entry["ref"]] = entry
+    def forget_closed(self, refs: Mapping[str, str]) -> None:
+        """Drop the plans of refs that are gone (the pull request closed or merged)."""
         for gone in set(self.plans) - set(refs):
             del self.plans[gone]
-        for gone in set(self.carried) - set(refs):
-            del self.carried[gone]
+        for gone in set(self.carried or {}) - set(refs):
+            del (self.carried or {})[gone]
 
     async def plan(
         self,
@@ -241,8 +248,10 @@ class PreviewLoop(loops.ObjectLoop):
             docs = await asyncio.get_running_loop().run_in_executor(
                 reconcile.RENDER_THREADS, self.render, str(cache.path(repo_spec.url)), commit, sync_name, sync_spec
             )
-        except (documents.RenderError, pygit2.GitError, OSError) as e:
+        except documents.RenderError as e:
             result = report.Report(self.namespace, sync_name, revision, [], 0, [str(e)])
+        except (pygit2.GitError, OSError) as e:  # the cache on this host, not the revision
+            raise GitFailure("cache", f"cannot read commit {commit} from the git cache: {e}") from None
         else:
             client = reconcile.acting_client(self.services, self.namespace, sync_spec)
             planning = planner.plan_revision(
@@ -260,10 +269,9 @@ class PreviewLoop(loops.ObjectLoop):
             try:
                 result = await asyncio.wait_for(planning, sync_spec.timeout)
             except TimeoutError:
-                message = f"planning timed out after {sync_spec.timeout:g}s (the Sync's spec.timeout)"
-                result = report.Report(self.namespace, sync_name, revision, [], 0, [message])
+                raise planner.Unavailable(f"planning timed out after {sync_spec.timeout:g}s (spec.timeout)") from None
         log.info("Preview %s/%s: %s: %s", self.namespace, self.name, revision, result.summary())
-        return RefPlan(ref, commit, key, result, clock.now(), published=False)
+        return RefPlan(ref, commit, key, result, clock.now())
 
     def render(self, path: str, commit: str, sync_name: str, sync_spec: api.SyncSpec) -> list[documents.Document]:
         """The documents of `commit` as the Sync would render them (in a thread)."""
@@ -285,7 +293,7 @@ class PreviewLoop(loops.ObjectLoop):
 
     async def publish_all(self, body: Mapping[str, Any], spec: api.PreviewSpec) -> Outcome:
         """Send every plan the provider does not have yet; Ready says how it went."""
-        count = len(self.plans) + len(self.carried)
+        count = len(self.plans) + len(self.carried or {})
         done = Outcome.success(f"planned {count} ref{'s' * (count != 1)}")
         todo = [p for p in self.plans.values() if not p.published]
         if spec.provider is None or not todo:
@@ -293,28 +301,28 @@ class PreviewLoop(loops.ObjectLoop):
         try:
             target = await self.target(spec.provider)
         except (urlpolicy.Refused, GitFailure) as e:
-            for p in todo:
-                p.publish_error = str(e)
             return Outcome.failure(api.PUBLISH_FAILED, f"spec.provider: {e}", stalled=True)
         failures = []
-        context = f"pullsync/{self.namespace}/{spec.sync_name}"
-        async with aiohttp.ClientSession() as session:
+        context = f"pullsync/{self.namespace}/{spec.sync_name}"  # the commit status's name
+        async with resolver.session(self.services.url_policy) as session:
             for p in todo:
                 try:
                     await providers.publish(
                         session,
                         target,
                         context=context,
+                        marker=f"{context} preview={self.name}",  # one comment per Preview and pull request
                         ref=p.ref,
                         commit=p.commit,
                         report=p.report,
-                        known=self.comments,
+                        known=self.known,
+                        parts=providers.PARTS - p.sent,  # a part that went through is not sent again
                     )
                 except providers.PublishError as e:
-                    p.publish_error = str(e)
+                    p.sent |= e.sent
                     failures.append(f"{p.ref}: {e}")
                     continue
-                p.published, p.publish_error = True, ""
+                p.sent = providers.PARTS
                 await self.events.normal(body, "Published", f"{p.ref}@{p.commit[:12]}: {p.report.summary()}")
         if failures:
             message = f"publishing to {spec.provider.type} failed (retried): " + "; ".join(failures[:3])
@@ -325,6 +333,8 @@ class PreviewLoop(loops.ObjectLoop):
     async def target(self, provider: api.ProviderSpec) -> providers.Target:
         """Where and as whom to publish; Refused if the URL policy forbids the address."""
         try:
+            if urlpolicy.split(provider.address)[0] not in ("https", "http"):
+                raise urlpolicy.Refused("a provider is reached over https:// (or http://)")
             await urlpolicy.check(provider.address, self.services.url_policy)
         except urlpolicy.Refused as e:
             raise urlpolicy.Refused(f"address {provider.address} refused by the URL policy: {e}") from None
@@ -343,7 +353,7 @@ class PreviewLoop(loops.ObjectLoop):
         """Merge-patch status, only when something in it changed."""
         old = body.get("status") or {}
         meta = body.get("metadata", {})
-        entries = [p.as_status() for p in self.plans.values()] + list(self.carried.values())
+        entries = [p.as_status() for p in self.plans.values()] + list((self.carried or {}).values())
         entries.sort(key=lambda e: str(e.get("lastPlanned")), reverse=True)
         status: dict[str, Any] = {
             "observedGeneration": meta.get("generation"),

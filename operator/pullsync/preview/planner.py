@@ -82,10 +82,11 @@ async def plan_revision(
             raise Unavailable(str(e)) from e
         return failed(f"the API server answered: {e}")
     failures = [e for e in [*deferred, *pruned] if isinstance(e, BaseException)]
+    lasting = [e for e in failures if not kube.transient(e)]
+    if lasting:
+        return failed(f"the API server answered: {lasting[0]}")
     if failures:
-        if all(kube.transient(e) for e in failures):
-            raise Unavailable(str(failures[0])) from failures[0]
-        return failed(f"the API server answered: {failures[0]}")
+        raise Unavailable(str(failures[0])) from failures[0]
     changes = [_change(p) for p in sorted(planned, key=lambda p: (p.item.rank, p.item.entry.id)) if p.changed]
     changes += [c for c in deferred if c is not None]
     changes += [

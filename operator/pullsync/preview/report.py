@@ -27,7 +27,7 @@ class Change:
     namespace: str  # "" for cluster-scoped objects
     name: str
     where: str  # the file and document it comes from ("" for prunes)
-    patch: list[dict[str, Any]]  # RFC 6902 from live to desired ([] for prunes; one "add" at "" for creates)
+    patch: list[dict[str, Any]]  # RFC 6902 from live to desired ([] for prunes; for creates, an "add" per field)
 
     @property
     def describe(self) -> str:

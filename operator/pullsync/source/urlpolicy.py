@@ -58,14 +58,24 @@ async def check(url: str, policy: UrlPolicy) -> None:
     except OSError as e:
         raise Refused(f"cannot resolve host {host}: {e.strerror or e}") from None
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if address.is_link_local:
-            raise Refused(f"host {host} resolves to the link-local address {address}, which is never allowed")
-        local = address.is_loopback or address.is_unspecified or str(address) in policy.api_hosts
-        if (local or host in policy.api_hosts) and not policy.allow_local_urls:
-            raise Refused(
-                f"host {host} resolves to {address}, a local or cluster API address; "
-                "start the operator with --allow-local-urls to allow it"
-            )
+        refused = refusal(host, str(info[4][0]), policy)
+        if refused:
+            raise Refused(refused)
+
+
+def refusal(host: str, resolved: str, policy: UrlPolicy) -> str | None:
+    """Why `host`, resolved to the address `resolved`, may not be contacted; None if it may.
+    Also for a connection's own resolution (see `web.resolver`): a name that resolved to an
+    allowed address when checked cannot lead elsewhere when connected (DNS rebinding)."""
+    address = ipaddress.ip_address(resolved.split("%", maxsplit=1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_link_local:
+        return f"host {host} resolves to the link-local address {address}, which is never allowed"
+    local = address.is_loopback or address.is_unspecified or str(address) in policy.api_hosts
+    if (local or host in policy.api_hosts) and not policy.allow_local_urls:
+        return (
+            f"host {host} resolves to {address}, a local or cluster API address; "
+            "start the operator with --allow-local-urls to allow it"
+        )
+    return None
