@@ -280,6 +280,8 @@ def test_pullsync_diff_of_a_checkout_is_the_plan_the_preview_publishes(
         k: v for k, v in published.items() if k != "revision"
     }
     assert "s3cret-new" not in json.dumps(local)
+    assert cli.main(["get", "previews", "-n", namespace]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:4] == ["prs", "app", "1", "True"]
 
     # In a terminal's words, and 0 once the cluster is what the directory says.
     assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace]) == 1
