@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pullsync import api, kube
-from pullsync.cli import cluster, output
+from pullsync.cli import cluster, local, output
 from pullsync.preview import planner, report
 from pullsync.render import build, documents, trees
 from pullsync.sync import inventory
@@ -114,10 +114,10 @@ def _render(
     directory = path.resolve()
     if not directory.is_dir():
         raise OSError(f"{path} is not a directory")
-    root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
+    root, inside = local.checkout(directory)
     return build.render(
         trees.DirTree(root),
-        str(directory.relative_to(root)),
+        inside,
         sync_name=name,
         sync_namespace=namespace,
         target_namespace=spec.target_namespace,

@@ -71,12 +71,12 @@ def print_build(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"pullsync build: {args.path} is not a directory", file=sys.stderr)
         return 2
-    root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
+    root, path = checkout(directory)
     values = tuple(os.path.relpath(f.resolve(), directory) for f in args.helm_values)
     try:
         docs = build.render(
             trees.DirTree(root),
-            str(directory.relative_to(root)),
+            path,
             sync_name=args.sync,
             sync_namespace=args.namespace,
             ignore_rules="\n".join(args.ignore) or None,
@@ -92,6 +92,13 @@ def print_build(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(kubeyaml.dump(objects))
     return 0
+
+
+def checkout(directory: Path) -> tuple[Path, str]:
+    """(the root of the git checkout holding `directory`, or `directory` itself outside
+    one; `directory`'s path in it): what a Sync's spec.path would name there."""
+    root = next((d for d in (directory, *directory.parents) if (d / ".git").exists()), directory)
+    return root, str(directory.relative_to(root))
 
 
 def _health(args: argparse.Namespace) -> int:
