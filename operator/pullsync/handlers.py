@@ -13,7 +13,8 @@ from typing import Any
 
 import kopf
 
-from pullsync import api, kube
+from pullsync import api
+from pullsync.kube import kubeconfig
 from pullsync.preview import controller
 from pullsync.runtime import config, loops
 from pullsync.runtime.services import Services
@@ -74,16 +75,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.login()
 async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     """Kopf's own connection, from the same kubeconfig (or in-cluster config) as the engine's."""
-    cfg = await kube.load_configuration(memo.config.kubeconfig)
-    token = await kube.bearer_token(cfg)
+    connection = kubeconfig.load(memo.config.kubeconfig)
+    scheme, _space, credential = (await connection.authorization() or "").partition(" ")
     return kopf.ConnectionInfo(
-        server=str(cfg.host),
-        ca_path=cfg.ssl_ca_cert,
-        insecure=not cfg.verify_ssl,
-        scheme="Bearer" if token else None,
-        token=token.removeprefix("Bearer ") if token else None,
-        certificate_path=cfg.cert_file,
-        private_key_path=cfg.key_file,
+        server=connection.server,
+        ca_path=connection.ca_file,
+        ca_data=connection.ca_data,
+        insecure=connection.insecure,
+        scheme=scheme or None,
+        token=credential or None,
+        certificate_path=connection.cert_file,
+        certificate_data=connection.cert_data,
+        private_key_path=connection.key_file,
+        private_key_data=connection.key_data,
+        expiration=connection.expiration(),
     )
 
 

@@ -14,11 +14,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from kubernetes_asyncio import config as kube_config
-
 from pullsync import kube
+from pullsync.kube import kubeconfig as kubeconfigs
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 EXIT_CODES = """exit codes:
   0  done (with --wait: the object is Ready)
   1  the object reconciled and failed (Ready False): its message is printed
@@ -73,17 +71,11 @@ def namespace(args: argparse.Namespace) -> str:
     `default` (as kubectl chooses)."""
     if args.namespace:
         return str(args.namespace)
-    found = None
-    path = kubeconfig(args.kubeconfig)
-    if path is not None:
-        try:
-            _, current = kube_config.list_kube_config_contexts(path)
-            found = ((current or {}).get("context") or {}).get("namespace")
-        except Exception:  # an unusable kubeconfig: connecting says why
-            found = None
-    elif SERVICE_ACCOUNT_NAMESPACE.is_file():
-        found = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return str(found or "default")
+    try:
+        found = kubeconfigs.load(kubeconfig(args.kubeconfig)).namespace
+    except kubeconfigs.ConfigError:  # an unusable kubeconfig: connecting says why
+        found = None
+    return found or "default"
 
 
 def handler(command: Command) -> Callable[[argparse.Namespace], int]:

@@ -1,7 +1,7 @@
 """The one Kubernetes API client of the engine: raw JSON over aiohttp.
 
-It loads credentials the way kubectl does (kubeconfig, or the pod's ServiceAccount),
-keeps one connection pool, and offers exactly the verbs the engine needs: discovery,
+It loads credentials the way kubectl does (`kubeconfig`: a kubeconfig, or the pod's
+ServiceAccount), keeps one connection pool, and offers exactly the verbs the engine needs: discovery,
 get, list, server-side apply (and its dry-run), delete, status merge-patch, events.
 Responses stay plain dicts (the generated models cost more than the requests on hot
 paths). `Client.impersonating()` gives a view that acts as another identity while
@@ -12,18 +12,15 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import multidict
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import Configuration
 
 from pullsync import __version__, api
 from pullsync.api import clock
+from pullsync.kube import kubeconfig
 from pullsync.runtime import metrics, tokenbucket
 
 REQUEST_TIMEOUT = 30.0
@@ -156,27 +153,6 @@ def _verb(method: str, params: Mapping[str, str], content_type: str) -> str:
     return f"dry-run {verb}" if params.get("dryRun") else verb
 
 
-async def load_configuration(kubeconfig: str | None) -> Configuration:
-    """Connection settings the way kubectl finds them: the file given, $KUBECONFIG,
-    ~/.kube/config, else the pod's ServiceAccount."""
-    cfg = Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG")  # read now, not at import time
-    try:
-        await kube_config.load_kube_config(config_file=path, client_configuration=cfg)
-    except kube_config.ConfigException:
-        if path:
-            raise
-        kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    return cfg
-
-
-async def bearer_token(cfg: Configuration) -> str | None:
-    """The current `Bearer ...` value (refreshed for in-cluster and exec credentials)."""
-    settings = await cfg.auth_settings()
-    token = settings.get("BearerToken", {}).get("value")
-    return str(token) if token else None
-
-
 class Client:
     """An API client; create with `connect()`, close with `close()`."""
 
@@ -201,13 +177,11 @@ class Client:
         self.limiter = limiter or RateLimiter()
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None, *, qps: float = 1000.0, burst: int = 2000) -> "Client":
-        """Credentials from `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
-        cfg = await load_configuration(kubeconfig)
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else None
-        if context is not None and cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file)
-        ssl_arg = context if context is not None else False
+    async def connect(cls, path: str | None = None, *, qps: float = 1000.0, burst: int = 2000) -> "Client":
+        """Credentials from the kubeconfig at `path` (or $KUBECONFIG / ~/.kube/config), else
+        in-cluster (`kubeconfig.load`)."""
+        connection = kubeconfig.load(path)
+        ssl_arg = connection.ssl_context()
         connector = aiohttp.TCPConnector(ssl=ssl_arg, limit=64)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
         # Watches in a pool of their own, unbounded: however many kinds are watched, they
@@ -215,10 +189,10 @@ class Client:
         watch_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_arg, limit=0))
 
         async def auth() -> dict[str, str]:
-            return {"Authorization": token} if (token := await bearer_token(cfg)) else {}
+            return {"Authorization": value} if (value := await connection.authorization()) else {}
 
         return cls(
-            server=str(cfg.host),
+            server=connection.server,
             session=session,
             auth=auth,
             discovery=Discovery(),
