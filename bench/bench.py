@@ -8,7 +8,8 @@ process of its own (so its peak RSS is that phase's):
   initial: initial sync of N objects (ConfigMaps, ClusterIP Services, Deployments of 2
      replicas, across 10 namespaces): GitRepository + Sync created -> Ready, versus
      kubectl apply -R of the same files (warm discovery cache, namespaces created
-     beforehand for both); at 1000 also the no-op reconcile (API requests, wall time)
+     beforehand for both, each started once the controller-manager is done with the
+     other's objects); at 1000 also the no-op reconcile (API requests, wall time)
      and drift correction (`scale` of a managed Deployment until reverted); peak RSS at
      the largest N;
   latency: commit-to-applied latency for a one-object change, with a webhook and with polling;
@@ -206,6 +207,7 @@ class Bench:
         create_sync(self.cluster, home, prune=False, interval="5s" if n == 1000 else "1h", timeout="10m")
         wait.until(lambda: self.applied(home).endswith(commit), timeout=600, interval=0.02, what=f"{n} objects")
         pullsync = time.monotonic() - started
+        self.settle(prefix, n)  # kubectl gets as quiet a server as pullsync had
 
         directory = Path(tempfile.mkdtemp(prefix="kbench-"))
         for path, content in objects(n, kprefix).items():
@@ -215,12 +217,25 @@ class Bench:
         self.cluster.kubectl("apply", "--server-side", "--field-manager=bench", "-R", "-f", str(directory))
         kubectl = time.monotonic() - started
         shutil.rmtree(directory)
+        self.settle(kprefix, n)
         return {
             "objects": n,
             "pullsync_s": round(pullsync, 2),
             "kubectl_s": round(kubectl, 2),
             "ratio": round(pullsync / kubectl, 2),
         }
+
+    def settle(self, prefix: str, n: int) -> None:
+        """Wait until the controller-manager is done with the objects of `objects(n,
+        prefix)` (2 Pods per Deployment, Endpoints per Service): its backlog (at 20
+        requests/s) would otherwise slow whatever is measured next."""
+
+        def made(path: str) -> int:
+            items = (self.cluster.get(path) or {}).get("items") or []
+            return sum(1 for i in items if i["metadata"]["namespace"].startswith(f"{prefix}-"))
+
+        wait.until(lambda: made("/api/v1/pods") >= 2 * (n // 3), timeout=600, interval=1, what=f"Pods of {prefix}")
+        wait.until(lambda: made("/api/v1/endpoints") >= (n + 1) // 3, timeout=600, interval=1, what="Endpoints")
 
     def no_op(self, n: int) -> dict[str, Any]:
         """Scheduled reconciles of an in-sync Sync (interval 5 s, set at creation): API requests
