@@ -130,6 +130,12 @@ class Rendered:
     documents: str  # as JSON: each reconcile gets fresh copies
 
 
+def _stands_for(last: Rendered, commit: str, tree: trees.GitTree) -> bool:
+    """Whether the render `last` is what `commit` (whose tree is `tree`) renders to: the
+    same commit, or one that answers everything the render asked the same."""
+    return last.commit == commit or tree.unchanged(last.observed)
+
+
 class SyncLoop(loops.ObjectLoop):
     """The reconciler of one Sync; call it to take one turn."""
 
@@ -294,9 +300,10 @@ class SyncLoop(loops.ObjectLoop):
         self.source_waits = 0
         started = time.monotonic()
         status = self.status(body)
-        if artifact.revision != status.get("lastAttemptedRevision") or status.get("observedGeneration") != (
-            body.get("metadata", {}).get("generation")
-        ):  # something new: say so while it runs (a first sync of thousands of objects takes a while)
+        new_spec = status.get("observedGeneration") != body.get("metadata", {}).get("generation")
+        new_commit = artifact.revision != status.get("lastAttemptedRevision")
+        if new_spec or (new_commit and not await self.reads_nothing_new(artifact, spec)):
+            # something new: say so while it runs (a first sync of thousands of objects takes a while)
             progressing = Outcome.progressing(f"reconciling revision {artifact.revision}")
             await self.finish(body, Result(progressing, revision=artifact.revision))
         turn = Turn(artifact.revision, inventory.load(status))
@@ -586,15 +593,32 @@ class SyncLoop(loops.ObjectLoop):
             cache=cache,
         )
 
+    def render_key(self, artifact: bus.Artifact, spec: api.SyncSpec) -> tuple[Any, ...]:
+        """The inputs of a render besides the commit."""
+        cfg = self.services.config
+        key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
+        return (*key, cfg.limits, cfg.allow_remote_bases)
+
     async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[documents.Document]:
         """The documents at the artifact's commit: rendered again only when the commit
         changed something the last render read (see `trees.Recorded`); fresh copies each time."""
-        cfg = self.services.config
-        key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
-        key += (cfg.limits, cfg.allow_remote_bases)
         loop = asyncio.get_running_loop()
+        key = self.render_key(artifact, spec)
         self.rendered = await loop.run_in_executor(RENDER_THREADS, self.rendering, artifact, spec, key)
         return [documents.Document(**d) for d in json.loads(self.rendered.documents)]
+
+    async def reads_nothing_new(self, artifact: bus.Artifact, spec: api.SyncSpec) -> bool:
+        """Whether the last render stands for the artifact's commit as well: in a monorepo,
+        a commit to another app's path."""
+        last = self.rendered
+        if last is None or last.key != self.render_key(artifact, spec):
+            return False
+
+        def check() -> bool:
+            tree = trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit)
+            return _stands_for(last, artifact.commit, tree)
+
+        return await asyncio.get_running_loop().run_in_executor(RENDER_THREADS, check)
 
     def rendering(self, artifact: bus.Artifact, spec: api.SyncSpec, key: tuple[Any, ...]) -> Rendered:
         """The last render if the commit changed nothing it read, else a new one (in a thread)."""
@@ -603,7 +627,7 @@ class SyncLoop(loops.ObjectLoop):
         signature = repository[artifact.commit].peel(pygit2.Commit).author
         author = f"{signature.name} <{signature.email}>"
         last = self.rendered
-        if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.observed)):
+        if last is not None and last.key == key and _stands_for(last, artifact.commit, tree):
             return dataclasses.replace(last, commit=artifact.commit, author=author)
         metrics.RENDERS.inc()
         recorded = trees.Recorded(tree)
