@@ -8,6 +8,7 @@ writes to any object (no finalizers, no annotations); the Sync loop keeps its ow
 finalizer for pruning on deletion.
 """
 
+import base64
 import logging
 from typing import Any
 
@@ -76,20 +77,28 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     """Kopf's own connection, from the same kubeconfig (or in-cluster config) as the engine's."""
     connection = kubeconfig.load(memo.config.kubeconfig)
-    scheme, _space, credential = (await connection.authorization() or "").partition(" ")
+    basic = connection.username is not None
+    scheme, _space, token = ("" if basic else await connection.authorization() or "").partition(" ")
     return kopf.ConnectionInfo(
         server=connection.server,
         ca_path=connection.ca_file,
-        ca_data=connection.ca_data,
+        ca_data=_base64(connection.ca_data),
         insecure=connection.insecure,
+        username=connection.username,
+        password=connection.password,
         scheme=scheme or None,
-        token=credential or None,
+        token=token or None,
         certificate_path=connection.cert_file,
-        certificate_data=connection.cert_data,
+        certificate_data=_base64(connection.cert_data),
         private_key_path=connection.key_file,
-        private_key_data=connection.key_data,
+        private_key_data=_base64(connection.key_data),
         expiration=connection.expiration(),
     )
+
+
+def _base64(pem: str | None) -> str | None:
+    """PEM as kopf takes it whatever text precedes the first `-----BEGIN` (base64)."""
+    return base64.b64encode(pem.encode()).decode() if pem else None
 
 
 @kopf.on.cleanup()

@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -10,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from pullsync import kube
+from pullsync.kube import kubeconfig
 
 
 @pytest.fixture
@@ -110,3 +112,46 @@ async def test_the_rate_limiter_saves_up_no_more_than_the_burst() -> None:
     for _ in range(15):
         await limiter.acquire()
     assert 0.19 <= time.monotonic() - started < 1.0  # 5 at once, the other 10 at 50 per second
+
+
+async def test_a_401_fetches_a_rotated_token_once_and_retries(tmp_path: Path) -> None:
+    """A token file rotated under the client (or a plugin's token revoked): the 401 drops
+    the token, the next try reads the new one; a token still refused is an error."""
+    (tmp_path / "token").write_text("old")
+    accepted = {"Bearer new"}
+
+    tries: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        tries.append(request.headers.get("Authorization", ""))
+        if tries[-1] not in accepted:
+            return web.json_response({"reason": "Unauthorized", "message": "Unauthorized"}, status=401)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    test_server = TestServer(app)
+    await test_server.start_server()
+    connection = kubeconfig.Connection(server=str(test_server.make_url("")), token_file=str(tmp_path / "token"))
+
+    async def auth() -> dict[str, str]:
+        return {"Authorization": str(await connection.authorization())}
+
+    client = kube.Client(
+        server=connection.server,
+        session=aiohttp.ClientSession(),
+        auth=auth,
+        discovery=kube.Discovery(),
+        forget=connection.forget,
+    )
+    try:
+        with pytest.raises(kube.ApiError) as refused:  # read again once, still "old": refused
+            await client.request("GET", "/x")
+        assert refused.value.status == 401
+        assert tries == ["Bearer old", "Bearer old"]
+        (tmp_path / "token").write_text("new")  # the kubelet rotates it
+        assert await client.request("GET", "/x") == {"ok": True}
+        assert tries[2:] == ["Bearer old", "Bearer new"]
+    finally:
+        await client.close()
+        await test_server.close()

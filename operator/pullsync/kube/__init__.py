@@ -129,6 +129,7 @@ class Discovery:
 
 
 AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
+Forget = Callable[[], bool]  # drop a token the server refused, to fetch it again (False: none)
 THROTTLE_RETRIES = 3  # a 429 is retried after its Retry-After this many times
 
 
@@ -166,12 +167,14 @@ class Client:
         impersonate: Mapping[str, str] | None = None,
         limiter: "RateLimiter | None" = None,
         watch_session: aiohttp.ClientSession | None = None,
+        forget: Forget | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.session = session
         self.watch_session = watch_session or session  # watches hold a connection each
         self.fence: Callable[[], bool] | None = None  # with leader election: whether writes are still allowed
         self._auth = auth
+        self._forget = forget
         self.discovery = discovery
         self.impersonation = dict(impersonate or {})
         self.limiter = limiter or RateLimiter()
@@ -198,6 +201,7 @@ class Client:
             discovery=Discovery(),
             limiter=RateLimiter(qps, burst),
             watch_session=watch_session,
+            forget=connection.forget,
         )
 
     async def close(self) -> None:
@@ -215,12 +219,16 @@ class Client:
             impersonate={"Impersonate-User": user},
             limiter=self.limiter,
             watch_session=self.watch_session,
+            forget=self._forget,
         )
         view.fence = self.fence
         return view
 
-    async def _headers(self, content_type: str | None = None) -> multidict.CIMultiDict[str]:
-        headers = multidict.CIMultiDict(await self._auth())
+    async def _headers(self, content_type: str | None = None, *, verb: str, path: str) -> multidict.CIMultiDict[str]:
+        try:
+            headers = multidict.CIMultiDict(await self._auth())
+        except kubeconfig.ConfigError as e:  # an exec plugin or a token file failed: retried later
+            raise ApiError(0, {"message": str(e), "reason": "NoCredentials"}, verb=verb, path=path) from e
         headers["Accept"] = "application/json"
         headers["User-Agent"] = USER_AGENT
         if content_type:
@@ -248,6 +256,7 @@ class Client:
             )
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
         throttled = 0
+        refused = False  # a 401 once: the token may have been rotated or revoked
         while True:
             await self.limiter.acquire()
             metrics.API_REQUESTS.labels(verb).inc()
@@ -257,7 +266,7 @@ class Client:
                     self.server + path,
                     params=params,
                     data=data,
-                    headers=await self._headers(content_type if data is not None else None),
+                    headers=await self._headers(content_type if data is not None else None, verb=verb, path=path),
                     timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.helpers.sentinel,
                 ) as response:
                     text = await response.text()
@@ -274,6 +283,9 @@ class Client:
                 metrics.API_THROTTLED.inc()
                 await asyncio.sleep(min(float(retry_after) if retry_after.isdigit() else 1.0, 30.0))
                 continue
+            if status == 401 and not refused and self._forget is not None and self._forget():
+                refused = True  # a token file or an exec plugin gives a fresh one: one more try
+                continue
             if status >= 400:
                 raise ApiError(status, payload, verb=verb, path=path)
             return payload
@@ -286,7 +298,7 @@ class Client:
         metrics.API_REQUESTS.labels("watch").inc()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get("timeoutSeconds", 300)) + 30)
         async with self.watch_session.get(
-            self.server + path, params=params, headers=await self._headers(), timeout=timeout
+            self.server + path, params=params, headers=await self._headers(verb="watch", path=path), timeout=timeout
         ) as response:
             if response.status >= 400:
                 text = await response.text()

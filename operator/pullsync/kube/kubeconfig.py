@@ -33,6 +33,7 @@ SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_FILE_TTL = 60.0  # a token file is read again after this long (the kubelet rotates it)
 EXEC_TIMEOUT = 60.0
 EXEC_SLACK = datetime.timedelta(seconds=10)  # an exec token this close to its expiry is fetched again
+FAILURE_HOLD = 5.0  # a plugin or token file that failed is not tried again for this long
 UNSUPPORTED = {
     "auth-provider": "an auth-provider (removed from kubectl too): use an exec credential plugin instead",
     "as": "impersonation (`as`)",
@@ -69,13 +70,14 @@ class Connection:
     cert_file: str | None = None
     key_file: str | None = None
     cert_data: str | None = None  # PEM
-    key_data: str | None = None  # PEM
-    token: str | None = None
+    key_data: str | None = dataclasses.field(default=None, repr=False)  # PEM
+    token: str | None = dataclasses.field(default=None, repr=False)
     token_file: str | None = None
     username: str | None = None
-    password: str | None = None
-    exec: Exec | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    exec: Exec | None = dataclasses.field(default=None, repr=False)  # its env may hold secrets
     _token: tuple[str, float] | None = dataclasses.field(default=None, repr=False)  # (value, valid until)
+    _failed: tuple[ConfigError, float] | None = dataclasses.field(default=None, repr=False)  # (error, when)
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -94,7 +96,8 @@ class Connection:
         return context
 
     async def authorization(self) -> str | None:
-        """The `Authorization` header to send, fetching a token again when it is due."""
+        """The `Authorization` header to send, fetching a token again when it is due: a
+        token, else basic auth, else a token file, else the exec plugin (as client-go)."""
         if self.token:
             return f"Bearer {self.token}"
         if self.username is not None:
@@ -102,10 +105,24 @@ class Connection:
             return f"Basic {base64.b64encode(pair).decode()}"
         if self.token_file is None and self.exec is None:
             return None
-        async with self._lock:
+        plugin = self.exec
+        async with self._lock:  # many requests at once: one of them runs the plugin
             if self._token is None or time.time() >= self._token[1]:
-                self._token = await run_exec(self.exec) if self.exec else _read_token(self.token_file or "")
+                if self._failed is not None and time.time() < self._failed[1] + FAILURE_HOLD:
+                    raise self._failed[0]
+                try:
+                    self._token = await run_exec(plugin) if plugin else _read_token(self.token_file or "")
+                except ConfigError as e:
+                    self._failed = (e, time.time())
+                    raise
+                self._failed = None
         return f"Bearer {self._token[0]}"
+
+    def forget(self) -> bool:
+        """Drop the token read from a file or a plugin, which the server refused (401);
+        False when there is none to fetch again (a static token, a certificate)."""
+        dropped, self._token = self._token is not None, None
+        return dropped
 
     def expiration(self) -> datetime.datetime | None:
         """When the token last fetched by an exec plugin expires (None: it does not)."""
@@ -118,11 +135,12 @@ def load(kubeconfig: str | None = None) -> Connection:
     """The connection of `kubeconfig` (or $KUBECONFIG, or ~/.kube/config), else of the
     pod's ServiceAccount. Nothing runs yet: an exec plugin runs at the first request."""
     value = kubeconfig or os.environ.get("KUBECONFIG")
-    if value:
+    if value:  # one file must exist; of a list, those missing are skipped (as kubectl)
         files = [Path(p).expanduser() for p in value.split(os.pathsep) if p]
-        if kubeconfig and not files[0].is_file():
-            raise ConfigError(f"the kubeconfig {kubeconfig} does not exist")
-        return from_files([f for f in files if f.is_file()])
+        found = [f for f in files if f.is_file()]
+        if not found:
+            raise ConfigError(f"the kubeconfig {value} does not exist")
+        return from_files(found)
     default = Path.home() / ".kube" / "config"
     if default.is_file():
         return from_files([default])
@@ -198,7 +216,18 @@ def _connection(context: dict[str, Any], cluster: dict[str, Any], user: dict[str
             raise ConfigError(f"{where}: the cluster sets {key}, which pullsync does not support")
     if not cluster.get("server"):
         raise ConfigError(f"{where}: the cluster has no server")
+    for entry, key in ((cluster, "certificate-authority"), (user, "client-certificate"), (user, "client-key")):
+        if entry.get(key) and entry.get(f"{key}-data"):
+            raise ConfigError(f"{where}: both {key} and {key}-data are set: keep one")
+    if cluster.get("insecure-skip-tls-verify") and (
+        cluster.get("certificate-authority") or cluster.get("certificate-authority-data")
+    ):
+        raise ConfigError(f"{where}: the cluster sets a CA and insecure-skip-tls-verify: keep one (as kubectl)")
+    if user.get("token") and user.get("username"):
+        raise ConfigError(f"{where}: the user has a token and a username: more than one way to authenticate")
     plugin = user.get("exec")
+    if user.get("tokenFile") or user.get("client-certificate") or user.get("client-certificate-data"):
+        plugin = None  # as client-go: a token file or a certificate, when set, is used instead
     return Connection(
         server=str(cluster["server"]),
         namespace=context.get("namespace") or None,
@@ -213,7 +242,7 @@ def _connection(context: dict[str, Any], cluster: dict[str, Any], user: dict[str
         token_file=_path(user, "tokenFile"),
         username=user.get("username") or None,
         password=user.get("password") or None,
-        exec=_exec(plugin, cluster, user["base"]) if isinstance(plugin, dict) else None,
+        exec=_exec(plugin, cluster, user["base"], where) if isinstance(plugin, dict) else None,
     )
 
 
@@ -227,13 +256,13 @@ def _data(entry: dict[str, Any], key: str, where: str) -> str | None:
     value = entry.get(key)
     if not value:
         return None
-    try:
-        return base64.b64decode(str(value), validate=True).decode("ascii")
+    try:  # wrapped lines are fine (`base64` without -w0), as in Go
+        return base64.b64decode("".join(str(value).split()), validate=True).decode("ascii")
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{where}: {key} is not base64 of a PEM") from e
 
 
-def _exec(plugin: dict[str, Any], cluster: dict[str, Any], base: Path) -> Exec:
+def _exec(plugin: dict[str, Any], cluster: dict[str, Any], base: Path, where: str) -> Exec:
     command = str(plugin.get("command") or "")
     if not command:
         raise ConfigError("the exec credential plugin has no command")
@@ -241,15 +270,36 @@ def _exec(plugin: dict[str, Any], cluster: dict[str, Any], base: Path) -> Exec:
         command = str(base / command)  # as kubectl: a relative path is the kubeconfig's
     info = None
     if plugin.get("provideClusterInfo"):  # the fields of ExecCredential's spec.cluster
+        ca = str(cluster.get("certificate-authority-data") or "")
+        if not ca and (ca_file := _path(cluster, "certificate-authority")):
+            try:
+                ca = base64.b64encode(Path(ca_file).read_bytes()).decode()
+            except OSError as e:
+                raise ConfigError(f"{where}: cannot read {ca_file}: {e.strerror or e}") from e
         info = {
             "server": str(cluster.get("server") or ""),
-            "certificate-authority-data": str(cluster.get("certificate-authority-data") or ""),
+            "certificate-authority-data": ca,
             "insecure-skip-tls-verify": bool(cluster.get("insecure-skip-tls-verify")),
         }
+        extension = cluster.get("extensions") or [{}]
+        config = next(
+            (
+                e.get("extension")
+                for e in extension
+                if isinstance(e, dict) and e.get("name") == "client.authentication.k8s.io/exec"
+            ),
+            None,
+        )
+        if config is not None:
+            info["config"] = config
     return Exec(
         command=command,
         args=tuple(str(a) for a in plugin.get("args") or []),
-        env=tuple((str(e["name"]), str(e.get("value", ""))) for e in plugin.get("env") or [] if "name" in e),
+        env=tuple(
+            (str(e["name"]), str(e.get("value", "")))
+            for e in plugin.get("env") or []
+            if isinstance(e, dict) and "name" in e
+        ),
         api_version=str(plugin.get("apiVersion") or "client.authentication.k8s.io/v1"),
         install_hint=str(plugin.get("installHint") or ""),
         cluster_info=info,
@@ -279,9 +329,11 @@ async def run_exec(plugin: Exec) -> tuple[str, float]:
     try:
         out, err = await asyncio.wait_for(process.communicate(), EXEC_TIMEOUT)
     except TimeoutError as e:
-        process.kill()
-        await process.wait()
         raise ConfigError(f"the exec credential plugin {name} gave no answer in {EXEC_TIMEOUT:.0f} s") from e
+    finally:  # timed out, or the caller cancelled: the plugin does not outlive the request
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         said = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
         raise ConfigError(f"the exec credential plugin {name} failed (exit {process.returncode}): {said[0][:300]}")
@@ -290,9 +342,12 @@ async def run_exec(plugin: Exec) -> tuple[str, float]:
 
 def _credential(out: bytes, name: str) -> tuple[str, float]:
     try:
-        status = json.loads(out).get("status") or {}
-    except (ValueError, AttributeError) as e:
+        credential = json.loads(out)
+    except ValueError as e:
         raise ConfigError(f"the exec credential plugin {name} printed no ExecCredential") from e
+    status = credential.get("status") if isinstance(credential, dict) else None
+    if not isinstance(status, dict) or credential.get("kind") != "ExecCredential":
+        raise ConfigError(f"the exec credential plugin {name} printed no ExecCredential")
     token = status.get("token")
     if not token:
         certificates = status.get("clientCertificateData")
@@ -302,13 +357,16 @@ def _credential(out: bytes, name: str) -> tuple[str, float]:
     if not expiry:
         return str(token), float("inf")
     try:
-        until = datetime.datetime.fromisoformat(str(expiry).replace("Z", "+00:00")) - EXEC_SLACK
+        expires = datetime.datetime.fromisoformat(str(expiry).replace("Z", "+00:00")).timestamp()
     except ValueError as e:
         raise ConfigError(f"the exec credential plugin {name} gave an unreadable expirationTimestamp") from e
-    return str(token), until.timestamp()
+    # Used until just before it expires; a token that lives shorter than the margin (or a
+    # clock ahead of the plugin's) still serves for a second, not for no request at all.
+    return str(token), max(expires - EXEC_SLACK.total_seconds(), time.time() + 1.0)
 
 
 def _read_token(path: str) -> tuple[str, float]:
+    """A token file's token, to read again in a minute (the kubelet rotates it)."""
     try:
         token = Path(path).read_text().strip()
     except OSError as e:
