@@ -1,8 +1,9 @@
 """The API client against a local HTTP server: throttling, verbs, impersonation headers."""
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -28,12 +29,21 @@ async def server() -> AsyncIterator[tuple[TestServer, list[web.Request]]]:
             return web.json_response({"reason": "Forbidden", "message": "no"}, status=403)
         return web.json_response({"ok": True})
 
+    async with serving(handler) as test_server:
+        yield test_server, seen
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[TestServer]:
+    """A local HTTP server answering every request with `handler`."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     test_server = TestServer(app)
     await test_server.start_server()
-    yield test_server, seen
-    await test_server.close()
+    try:
+        yield test_server
+    finally:
+        await test_server.close()
 
 
 async def client_for(test_server: TestServer) -> kube.Client:
@@ -128,30 +138,26 @@ async def test_a_401_fetches_a_rotated_token_once_and_retries(tmp_path: Path) ->
             return web.json_response({"reason": "Unauthorized", "message": "Unauthorized"}, status=401)
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    test_server = TestServer(app)
-    await test_server.start_server()
-    connection = kubeconfig.Connection(server=str(test_server.make_url("")), token_file=str(tmp_path / "token"))
+    async with serving(handler) as test_server:
+        connection = kubeconfig.Connection(server=str(test_server.make_url("")), token_file=str(tmp_path / "token"))
 
-    async def auth() -> dict[str, str]:
-        return {"Authorization": str(await connection.authorization())}
+        async def auth() -> dict[str, str]:
+            return {"Authorization": str(await connection.authorization())}
 
-    client = kube.Client(
-        server=connection.server,
-        session=aiohttp.ClientSession(),
-        auth=auth,
-        discovery=kube.Discovery(),
-        forget=connection.forget,
-    )
-    try:
-        with pytest.raises(kube.ApiError) as refused:  # read again once, still "old": refused
-            await client.request("GET", "/x")
-        assert refused.value.status == 401
-        assert tries == ["Bearer old", "Bearer old"]
-        (tmp_path / "token").write_text("new")  # the kubelet rotates it
-        assert await client.request("GET", "/x") == {"ok": True}
-        assert tries[2:] == ["Bearer old", "Bearer new"]
-    finally:
-        await client.close()
-        await test_server.close()
+        client = kube.Client(
+            server=connection.server,
+            session=aiohttp.ClientSession(),
+            auth=auth,
+            discovery=kube.Discovery(),
+            forget=connection.forget,
+        )
+        try:
+            with pytest.raises(kube.ApiError) as refused:  # read again once, still "old": refused
+                await client.request("GET", "/x")
+            assert refused.value.status == 401
+            assert tries == ["Bearer old", "Bearer old"]
+            (tmp_path / "token").write_text("new")  # the kubelet rotates it
+            assert await client.request("GET", "/x") == {"ok": True}
+            assert tries[2:] == ["Bearer old", "Bearer new"]
+        finally:
+            await client.close()
