@@ -1,8 +1,9 @@
 """The one Kubernetes API client of the engine: raw JSON over aiohttp.
 
 It loads credentials the way kubectl does (`kubeconfig`: a kubeconfig, or the pod's
-ServiceAccount), keeps one connection pool, and offers exactly the verbs the engine needs: discovery,
-get, list, server-side apply (and its dry-run), delete, status merge-patch, events.
+ServiceAccount), keeps one connection pool, and offers exactly the verbs the engine
+needs: discovery, get, list, server-side apply (and its dry-run), delete, status
+merge-patch, events.
 Responses stay plain dicts (the generated models cost more than the requests on hot
 paths). `Client.impersonating()` gives a view that acts as another identity while
 sharing the pool and the discovery cache, so every Sync can act with its own rights.
