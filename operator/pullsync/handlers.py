@@ -114,11 +114,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(api.GROUP, api.VERSION, "gitrepositories", when=in_scope)
 async def gitrepository_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.gitrepositories.observe(as_seen(type, body, memo), body)
+    controller.appeared(memo.previews, "GitRepository", body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, "syncs", when=in_scope)
 async def sync_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.syncs.observe(as_seen(type, body, memo), body)
+    controller.appeared(memo.previews, "Sync", body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, "previews", when=in_scope)

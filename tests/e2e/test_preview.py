@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pullsync import cli
+from pullsync.preview import controller
 from support import manifests as m
 from support import wait
 from support.cluster import AuditLog, Cluster, condition
@@ -60,15 +61,18 @@ def close_pull_request(source: Source, number: int) -> None:
 
 def planned(cluster: Cluster, namespace: str, ref: str, commit: str) -> dict[str, Any]:
     """The Preview's status entry of `ref` once it has planned `commit` (polled)."""
+    return wait.until(
+        lambda: planned_now(cluster, namespace, ref, commit), timeout=30, what=f"{ref} planned at {commit[:12]}"
+    )
 
-    def entry() -> dict[str, Any]:
-        status = (cluster.get(preview_path(namespace)) or {}).get("status") or {}
-        found = [e for e in status.get("previews") or [] if e["ref"] == ref]
-        assert found, status
-        assert found[0]["revision"] == f"sha1:{commit}", status
-        return found[0]
 
-    return wait.until(entry, timeout=30, what=f"{ref} planned at {commit[:12]}")
+def planned_now(cluster: Cluster, namespace: str, ref: str, commit: str) -> dict[str, Any]:
+    """The Preview's status entry of `ref`; AssertionError unless it planned `commit`."""
+    status = (cluster.get(preview_path(namespace)) or {}).get("status") or {}
+    found = [e for e in status.get("previews") or [] if e["ref"] == ref]
+    assert found, status
+    assert found[0]["revision"] == f"sha1:{commit}", status
+    return found[0]
 
 
 @pytest.fixture
@@ -327,3 +331,28 @@ def test_a_restarted_operator_sends_nothing_again_and_keeps_the_plans_in_status(
             assert len(provider.comments(REPO, 4)) == 1
         finally:
             second.stop()
+
+
+def test_a_preview_created_before_its_sync_plans_as_soon_as_the_sync_is_seen(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    source.repo.commit({"deploy/settings.yaml": m.configmap("settings", "a")}, "main")
+    commit = open_pull_request(source, 9, {"deploy/settings.yaml": m.configmap("settings", "b")})
+    create_preview(cluster, namespace, None)
+
+    def waiting(missing: str) -> dict[str, Any]:
+        ready = condition(cluster.get(preview_path(namespace)))
+        assert ready.get("reason") == "SourceNotReady", ready
+        assert f"{missing} {namespace}/app not found" in ready["message"], ready
+        return ready
+
+    wait.until(lambda: waiting("Sync"), what="the Preview waiting for its Sync")
+    create_sync(cluster, namespace, path="./deploy")  # the GitRepository is still missing
+    # Each is seen well before the Preview's retry (controller.RETRY) would come round.
+    wait.until(lambda: waiting("GitRepository"), timeout=controller.RETRY / 2, what="waiting for the GitRepository")
+    source.push({})  # creates the GitRepository
+    deadline = controller.RETRY / 2  # a Preview that waited for its retry would miss it
+    entry = wait.until(lambda: planned_now(cluster, namespace, "refs/pull/9/head", commit), timeout=deadline,
+                       what="the pull request planned")  # fmt: skip
+    assert entry["result"] == "Planned", entry

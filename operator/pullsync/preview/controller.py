@@ -74,6 +74,16 @@ class RefPlan:
         }
 
 
+def appeared(previews: loops.Loops, kind: str, body: Mapping[str, Any]) -> None:
+    """A Sync or GitRepository was seen: the Previews that found it missing plan now, not
+    at their next retry."""
+    meta = body.get("metadata") or {}
+    seen = (kind, meta.get("namespace"), meta.get("name"))
+    for loop, _ in previews.tasks.values():
+        if isinstance(loop, PreviewLoop) and loop.missing == seen:
+            previews.signals.wake(loop.key, request=True)
+
+
 class PreviewLoop(loops.ObjectLoop):
     """The planner of one Preview; call it to take one turn."""
 
@@ -97,6 +107,7 @@ class PreviewLoop(loops.ObjectLoop):
         self.known: dict[str, Any] = {}  # what the provider told us (comment ids, our user), for edits in place
         self.url: str | None = None
         self.creds: Credentials | None = None
+        self.missing: tuple[str, str, str] | None = None  # (kind, ns, name) of a Sync or GitRepository it waits for
 
     async def take_turn(self) -> float:
         body = self.body()
@@ -140,6 +151,7 @@ class PreviewLoop(loops.ObjectLoop):
 
     async def preview(self, body: Mapping[str, Any], spec: api.PreviewSpec, requested: str | None) -> Outcome:
         """List, plan what is new, publish what is unpublished; the Ready outcome."""
+        self.missing = ("Sync", self.namespace, spec.sync_name)
         sync = self.syncs(self.namespace, spec.sync_name)
         if sync is None:
             return Outcome.failure(api.SOURCE_NOT_READY, f"Sync {self.namespace}/{spec.sync_name} not found")
@@ -154,9 +166,11 @@ class PreviewLoop(loops.ObjectLoop):
                 "namespace; the operator does not allow cross-namespace references (--allow-cross-namespace-refs)"
             )
             return Outcome.failure(api.ACCESS_DENIED, message, stalled=True)
+        self.missing = ("GitRepository", *source)
         repo_body = self.repositories(*source)
         if repo_body is None:
             return Outcome.failure(api.SOURCE_NOT_READY, f"GitRepository {source[0]}/{source[1]} not found")
+        self.missing = None
         try:
             repo_spec = api.GitRepositorySpec.parse(repo_body.get("spec") or {})
         except ValueError as e:
