@@ -210,7 +210,7 @@ def _entry(merged: dict[str, dict[str, Any]], section: str, name: str, field: st
 def _connection(context: dict[str, Any], cluster: dict[str, Any], user: dict[str, Any], where: str) -> Connection:
     for key, what in UNSUPPORTED.items():
         if user.get(key):
-            raise ConfigError(f"{where}: the user of context uses {what}, which pullsync does not support")
+            raise ConfigError(f"{where}: the current context's user uses {what}, which pullsync does not support")
     for key in ("proxy-url", "tls-server-name"):
         if cluster.get(key):
             raise ConfigError(f"{where}: the cluster sets {key}, which pullsync does not support")
