@@ -9,7 +9,8 @@ process of its own (so its peak RSS is that phase's):
      replicas, across 10 namespaces): GitRepository + Sync created -> Ready, versus
      kubectl apply -R of the same files (warm discovery cache, namespaces created
      beforehand for both, each started once the controller-manager is done with the
-     other's objects); at 1000 also the no-op reconcile (API requests, wall time)
+     other's objects), and the floor of any client that dry-runs all before it writes
+     (bench/floor.py, a bare client, same shapes); at 1000 also the no-op reconcile (API requests, wall time)
      and drift correction (`scale` of a managed Deployment until reverted); peak RSS at
      the largest N;
   latency: commit-to-applied latency for a one-object change, with a webhook and with polling;
@@ -39,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+
+import floor  # noqa: E402
 
 from support import manifests as m  # noqa: E402
 from support import wait  # noqa: E402
@@ -193,10 +196,10 @@ class Bench:
         return str((sync.get("status") or {}).get("lastAppliedRevision", "")) if ready.get("status") == "True" else ""
 
     def initial_sync(self, n: int) -> dict[str, float]:
-        prefix, kprefix = f"bench-{self.run}-{n}", f"kbench-{self.run}-{n}"
+        prefix, kprefix, fprefix = (f"{who}-{self.run}-{n}" for who in ("bench", "kbench", "fbench"))
         for i in range(NAMESPACES):
-            self.namespace(f"{prefix}-{i}")
-            self.namespace(f"{kprefix}-{i}")
+            for p in (prefix, kprefix, fprefix):
+                self.namespace(f"{p}-{i}")
         home = f"{prefix}-0"
         repo_name, repo = self.source(home, objects(n, prefix))
         commit = repo.commit({}, "bench head")
@@ -218,11 +221,14 @@ class Bench:
         kubectl = time.monotonic() - started
         shutil.rmtree(directory)
         self.settle(kprefix, n)
+        bare = floor.measure(self.cluster, objects(n, fprefix))
+        self.settle(fprefix, n)
         return {
             "objects": n,
             "pullsync_s": round(pullsync, 2),
             "kubectl_s": round(kubectl, 2),
             "ratio": round(pullsync / kubectl, 2),
+            "floor": {**bare, "ratio": round(bare["total_s"] / kubectl, 2)},
         }
 
     def settle(self, prefix: str, n: int) -> None:
@@ -545,7 +551,7 @@ def main() -> None:
         bench.stop_operator()
         git.stop()
         for ns in json.loads(cluster.kubectl("get", "ns", "-o", "json").stdout)["items"]:
-            if ns["metadata"]["name"].startswith(("bench-", "kbench-", "fleet-", "mono-")):
+            if ns["metadata"]["name"].startswith(("bench-", "kbench-", "fbench-", "fleet-", "mono-")):
                 cluster.delete_namespace(ns["metadata"]["name"])
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
@@ -591,6 +597,9 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             (f"initial sync, {x['objects']} objects", f"{x['pullsync_s']} s", f"{x['kubectl_s']} s", str(x["ratio"]))
         )
+        f = x["floor"]
+        server = f"kube-apiserver {f['kube-apiserver_cpu_s']} + etcd {f['etcd_cpu_s']} CPU-s"
+        rows.append((f"  floor: bare dry-run all, then apply all ({server})", f"{f['total_s']} s", "", str(f["ratio"])))
     if "no_op" in r:
         n = r["no_op"]
         rows.append(
