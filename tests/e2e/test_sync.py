@@ -8,7 +8,17 @@ from support import wait
 from support.cluster import AuditLog, Cluster, condition, sync_path
 from support.git import HttpGitServer
 from support.operator import Operator
-from support.sync import Source, create_sync, get_sync, ids, request, wait_applied, wait_failed, wait_others_finalized
+from support.sync import (
+    Source,
+    create_gitrepo,
+    create_sync,
+    get_sync,
+    ids,
+    request,
+    wait_applied,
+    wait_failed,
+    wait_others_finalized,
+)
 
 
 def test_a_repository_with_every_kind_of_object_is_applied_and_reported(
@@ -396,6 +406,39 @@ def test_a_missing_source_is_reported_and_retried(
     assert f"GitRepository {namespace}/app not found" in warned[0]["message"]  # still missing at the retry
     commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("cm")})
     wait_applied(cluster, namespace, commit)
+
+
+def test_a_sync_says_at_once_why_the_first_fetch_of_its_source_failed(
+    cluster: Cluster, operator: Operator, namespace: str
+) -> None:
+    create_sync(cluster, namespace, retryInterval="1h")
+    missing = wait.until(lambda: condition(get_sync(cluster, namespace)), what="a Ready condition")
+    assert f"GitRepository {namespace}/app not found" in missing["message"]
+    create_gitrepo(cluster, namespace, {"url": "http://127.0.0.1:9/nothing.git", "interval": "1h"})
+    # The GitRepository's failure wakes the Sync: it does not wait for its retry, an hour away.
+    failed = wait.until(
+        lambda: "failed to poll http://127.0.0.1:9/nothing.git" in condition(get_sync(cluster, namespace))["message"],
+        what="the fetch failure on the Sync",
+    )
+    assert failed
+    ready = condition(get_sync(cluster, namespace))
+    assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
+    assert [e for e in cluster.events(namespace) if e["reason"] == "SourceNotReady"]
+
+
+def test_a_sync_created_with_its_source_is_quiet_until_the_first_fetch(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("cm")})  # the GitRepository first
+    create_sync(cluster, namespace)
+    versions = cluster.watch(
+        sync_path(namespace),
+        "app",
+        until=lambda s: (s.get("status") or {}).get("lastAppliedRevision", "").endswith(commit),
+    )
+    reasons = [c["reason"] for v in versions if (c := condition(v))]
+    assert reasons[-1] == "Succeeded", reasons
+    assert "SourceNotReady" not in reasons  # no status write while the source fetches
 
 
 def test_a_no_op_interval_makes_no_requests_at_all(

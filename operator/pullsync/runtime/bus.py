@@ -76,8 +76,13 @@ class Bus:
     def publish(self, source: Key, artifact: Artifact) -> None:
         """Record the latest artifact of `source` and wake every listener."""
         self._artifacts[source] = artifact
+        self.wake_listeners(source)
+
+    def wake_listeners(self, source: Key, *, request: bool = False) -> None:
+        """Wake every listener of `source`; with `request`, ask each to act now (a Sync
+        waiting for a first artifact learns that the fetch failed)."""
         for listener in self._listeners.get(source, ()):
-            self.wake(listener)
+            self.wake(listener, request=request)
 
     def artifact(self, source: Key) -> Artifact | None:
         return self._artifacts.get(source)

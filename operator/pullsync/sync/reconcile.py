@@ -73,6 +73,7 @@ class Turn:
 
     revision: str
     old: list[inventory.Entry]  # the inventory before this turn
+    news: bool = False  # a revision or spec not attempted before: worth a Progressing status before writing
     stage: str = "render"
     objects: int = 0
     writes: apply.Writes = dataclasses.field(default_factory=apply.Writes)
@@ -197,8 +198,8 @@ class SyncLoop(loops.ObjectLoop):
         self.seen = seen
         started = time.monotonic()
         result = await self.reconcile(body, spec, source_key, artifact)
-        if result is None:  # waiting for the poller to publish: it wakes us
-            self.seen = None
+        if result is None:  # waiting for the poller: its artifact (or first failure) wakes us
+            self.next_due = started + spec.retry_interval
             return spec.retry_interval
         if result.outcome.reason == api.DEPENDENCY_NOT_READY:
             self.seen = None  # a dependency that becomes Ready wakes us: then apply
@@ -300,13 +301,10 @@ class SyncLoop(loops.ObjectLoop):
         self.source_waits = 0
         started = time.monotonic()
         status = self.status(body)
-        new_spec = status.get("observedGeneration") != body.get("metadata", {}).get("generation")
-        new_commit = artifact.revision != status.get("lastAttemptedRevision")
-        if new_spec or (new_commit and not await self.reads_nothing_new(artifact, spec)):
-            # something new: say so while it runs (a first sync of thousands of objects takes a while)
-            progressing = Outcome.progressing(f"reconciling revision {artifact.revision}")
-            await self.finish(body, Result(progressing, revision=artifact.revision))
-        turn = Turn(artifact.revision, inventory.load(status))
+        news = status.get("observedGeneration") != body.get("metadata", {}).get(
+            "generation"
+        ) or artifact.revision != status.get("lastAttemptedRevision")
+        turn = Turn(artifact.revision, inventory.load(status), news)
         try:
             async with self.services.pipelines:  # a turn, not its wait for one, counts against spec.timeout
                 result = await asyncio.wait_for(self.pipeline(turn, body, spec, artifact), spec.timeout)
@@ -385,9 +383,10 @@ class SyncLoop(loops.ObjectLoop):
         return walk([self.key], set())
 
     async def source_not_ready(self, source_key: bus.Key) -> Result | None:
-        """Why there is no revision to apply. A source that is created or fetched along with
-        the Sync is no news: a Warning event only once it fails, or is still missing at the
-        next retry."""
+        """Why there is no revision to apply; None while there is nothing to say yet. A
+        source whose first fetch is under way is no news: no status until it fails (its
+        loop wakes this one) or still has nothing at the next retry; a Warning event only
+        then, or once the source is missing at the retry."""
         repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
         self.source_waits += 1
         why = ""
@@ -403,6 +402,8 @@ class SyncLoop(loops.ObjectLoop):
             return None  # it has a revision that this process has not fetched yet
         else:
             _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
+            if not why and self.source_waits == 1:
+                return None  # fetching: the artifact or the failure wakes this loop
             message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
         return Result(Outcome.failure(api.SOURCE_NOT_READY, message), warn=bool(why) or self.source_waits > 1)
 
@@ -415,7 +416,7 @@ class SyncLoop(loops.ObjectLoop):
         try:
             docs = await self.build(turn, artifact, spec)
             items, planned = await self.validate(turn, client=client, cache=cache, docs=docs, spec=spec)
-            await self.record_ahead(turn, body, items)
+            await self.record_ahead(turn, body, items, planned)
             planned += await self.apply_staged(
                 turn, client=client, cache=cache, items=items, planned=planned, spec=spec
             )
@@ -527,14 +528,19 @@ class SyncLoop(loops.ObjectLoop):
         await plan.probe_new_namespaces(client, items, namespace=self.namespace, concurrency=concurrency)
         return items, planned
 
-    async def record_ahead(self, turn: Turn, body: Mapping[str, Any], items: list[plan.Item]) -> None:
-        """Write ahead: before the first write, the inventory gets every object of the set
-        that it lacks, so that a turn cut short where no status can follow (SIGKILL, the
-        leadership lost) leaves nothing it wrote unrecorded. Only a set that brings new
-        objects costs this write."""
+    async def record_ahead(
+        self, turn: Turn, body: Mapping[str, Any], items: list[plan.Item], planned: list[plan.Planned]
+    ) -> None:
+        """Before the first write, once all that could be checked is valid: write ahead (the
+        inventory gets every object of the set that it lacks, so that a turn cut short where
+        no status can follow, by SIGKILL or the leadership lost, leaves nothing it wrote
+        unrecorded), and say Progressing for a new revision or spec that changes something
+        (a first sync of thousands of objects takes a while). A drift check, a retry, or a
+        commit that changes nothing live writes no status here."""
         known = {e.id for e in turn.old}
         new = [i.entry for i in items if i.entry.id not in known]
-        if not new:
+        writes = any(p.changed for p in planned) or any(i.deferred for i in items)
+        if not new and not (turn.news and writes):
             return
         turn.old = turn.old + new
         applying = Outcome.progressing(f"applying revision {turn.revision}")
@@ -606,19 +612,6 @@ class SyncLoop(loops.ObjectLoop):
         key = self.render_key(artifact, spec)
         self.rendered = await loop.run_in_executor(RENDER_THREADS, self.rendering, artifact, spec, key)
         return [documents.Document(**d) for d in json.loads(self.rendered.documents)]
-
-    async def reads_nothing_new(self, artifact: bus.Artifact, spec: api.SyncSpec) -> bool:
-        """Whether the last render stands for the artifact's commit as well: in a monorepo,
-        a commit to another app's path."""
-        last = self.rendered
-        if last is None or last.key != self.render_key(artifact, spec):
-            return False
-
-        def check() -> bool:
-            tree = trees.GitTree(pygit2.Repository(artifact.repository), artifact.commit)
-            return _stands_for(last, artifact.commit, tree)
-
-        return await asyncio.get_running_loop().run_in_executor(RENDER_THREADS, check)
 
     def rendering(self, artifact: bus.Artifact, spec: api.SyncSpec, key: tuple[Any, ...]) -> Rendered:
         """The last render if the commit changed nothing it read, else a new one (in a thread)."""
