@@ -301,9 +301,8 @@ class SyncLoop(loops.ObjectLoop):
         self.source_waits = 0
         started = time.monotonic()
         status = self.status(body)
-        news = status.get("observedGeneration") != body.get("metadata", {}).get(
-            "generation"
-        ) or artifact.revision != status.get("lastAttemptedRevision")
+        new_spec = status.get("observedGeneration") != body.get("metadata", {}).get("generation")
+        news = new_spec or artifact.revision != status.get("lastAttemptedRevision")
         turn = Turn(artifact.revision, inventory.load(status), news)
         try:
             async with self.services.pipelines:  # a turn, not its wait for one, counts against spec.timeout
