@@ -10,9 +10,9 @@ process of its own (so its peak RSS is that phase's):
      kubectl apply -R of the same files (warm discovery cache, namespaces created
      beforehand for both, each started once the controller-manager is done with the
      other's objects), and the floor of any client that dry-runs all before it writes
-     (bench/floor.py, a bare client, same shapes); at 1000 also the no-op reconcile (API requests, wall time)
-     and drift correction (`scale` of a managed Deployment until reverted); peak RSS at
-     the largest N;
+     (bench/floor.py, a bare client, same shapes); at 1000 also the no-op reconcile
+     (API requests, wall time) and drift correction (`scale` of a managed Deployment
+     until reverted); peak RSS at the largest N;
   latency: commit-to-applied latency for a one-object change, with a webhook and with polling;
   many: 100 GitRepositories + 100 Syncs;
   fleet: 1000 GitRepository + Sync pairs of Flux's benchmark shape, created at once: all
@@ -195,7 +195,7 @@ class Bench:
         ready = condition(sync)
         return str((sync.get("status") or {}).get("lastAppliedRevision", "")) if ready.get("status") == "True" else ""
 
-    def initial_sync(self, n: int) -> dict[str, float]:
+    def initial_sync(self, n: int) -> dict[str, Any]:
         prefix, kprefix, fprefix = (f"{who}-{self.run}-{n}" for who in ("bench", "kbench", "fbench"))
         for i in range(NAMESPACES):
             for p in (prefix, kprefix, fprefix):
