@@ -34,6 +34,6 @@ def test_a_commit_to_one_app_of_a_monorepo_is_one_fetch_one_render_and_writes_th
     requests = [e for e in audit.complete(cluster) if f"/namespaces/{namespace}/" in e["requestURI"]]
     managed = [w for w in AuditLog.writes(requests) if "/pullsync.dev/" not in w and "/events" not in w]
     assert managed == [f"patch /api/v1/namespaces/{namespace}/configmaps/app-3?fieldManager=pullsync&force=true"]
-    # Each Sync says which commit it is at; only app-3, whose files changed, says Reconciling first.
+    # Each Sync says which commit it is at; only app-3, whose files changed, says Progressing before its write.
     statuses = [w.split("/syncs/")[1] for w in AuditLog.writes(requests) if "/syncs/" in w and w.endswith("/status")]
     assert sorted(statuses) == sorted([f"app-{i}/status" for i in range(APPS)] + ["app-3/status"])

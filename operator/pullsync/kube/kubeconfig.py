@@ -281,11 +281,10 @@ def _exec(plugin: dict[str, Any], cluster: dict[str, Any], base: Path, where: st
             "certificate-authority-data": ca,
             "insecure-skip-tls-verify": bool(cluster.get("insecure-skip-tls-verify")),
         }
-        extension = cluster.get("extensions") or [{}]
         config = next(
             (
                 e.get("extension")
-                for e in extension
+                for e in cluster.get("extensions") or []
                 if isinstance(e, dict) and e.get("name") == "client.authentication.k8s.io/exec"
             ),
             None,

@@ -131,12 +131,6 @@ class Rendered:
     documents: str  # as JSON: each reconcile gets fresh copies
 
 
-def _stands_for(last: Rendered, commit: str, tree: trees.GitTree) -> bool:
-    """Whether the render `last` is what `commit` (whose tree is `tree`) renders to: the
-    same commit, or one that answers everything the render asked the same."""
-    return last.commit == commit or tree.unchanged(last.observed)
-
-
 class SyncLoop(loops.ObjectLoop):
     """The reconciler of one Sync; call it to take one turn."""
 
@@ -598,17 +592,13 @@ class SyncLoop(loops.ObjectLoop):
             cache=cache,
         )
 
-    def render_key(self, artifact: bus.Artifact, spec: api.SyncSpec) -> tuple[Any, ...]:
-        """The inputs of a render besides the commit."""
-        cfg = self.services.config
-        key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
-        return (*key, cfg.limits, cfg.allow_remote_bases)
-
     async def render(self, artifact: bus.Artifact, spec: api.SyncSpec) -> list[documents.Document]:
         """The documents at the artifact's commit: rendered again only when the commit
         changed something the last render read (see `trees.Recorded`); fresh copies each time."""
+        cfg = self.services.config
+        key: tuple[Any, ...] = (artifact.repository, artifact.ignore, spec.path, spec.helm, spec.target_namespace)
+        key += (cfg.limits, cfg.allow_remote_bases)
         loop = asyncio.get_running_loop()
-        key = self.render_key(artifact, spec)
         self.rendered = await loop.run_in_executor(RENDER_THREADS, self.rendering, artifact, spec, key)
         return [documents.Document(**d) for d in json.loads(self.rendered.documents)]
 
@@ -619,7 +609,7 @@ class SyncLoop(loops.ObjectLoop):
         signature = repository[artifact.commit].peel(pygit2.Commit).author
         author = f"{signature.name} <{signature.email}>"
         last = self.rendered
-        if last is not None and last.key == key and _stands_for(last, artifact.commit, tree):
+        if last is not None and last.key == key and (last.commit == artifact.commit or tree.unchanged(last.observed)):
             return dataclasses.replace(last, commit=artifact.commit, author=author)
         metrics.RENDERS.inc()
         recorded = trees.Recorded(tree)
