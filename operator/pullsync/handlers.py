@@ -52,7 +52,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.gitrepositories = loops.Loops(
         services.bus, lambda ns, name, body: repository.RepositoryLoop(services, ns, name, body)
     )
-    memo.syncs = loops.Loops(services.bus, lambda ns, name, body: reconcile.SyncLoop(services, ns, name, body))
+    memo.syncs = loops.Loops(
+        services.bus,
+        lambda ns, name, body: reconcile.SyncLoop(
+            services, ns, name, body, repositories=lambda ns, name: memo.gitrepositories.bodies.get((ns, name))
+        ),
+    )
     memo.previews = loops.Loops(
         services.bus,
         lambda ns, name, body: controller.PreviewLoop(

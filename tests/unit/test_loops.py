@@ -1,5 +1,5 @@
 """Per-object loops: one task per object, woken by its events, stopped when it is gone,
-and surviving a step that raises."""
+and surviving a step that raises; the bus keeping why a source without an artifact failed."""
 
 import asyncio
 from collections.abc import Callable, Mapping
@@ -84,3 +84,28 @@ async def test_a_loop_no_longer_registered_stops_by_itself() -> None:
 
     await asyncio.wait_for(bus.run_loop(step, wake, name="x", alive=lambda: len(turns) < 3), 5)
     assert len(turns) == 3
+
+
+def test_a_source_without_artifact_keeps_why_its_fetch_failed_and_asks_its_listeners_once() -> None:
+    signals = bus.Bus()
+    source: bus.Key = ("GitRepository", "ns", "repo")
+    sync: bus.Key = ("Sync", "ns", "app")
+    wake = signals.waker(sync)
+    signals.listen(sync, source)
+
+    signals.fetch_failed(source, "failed to poll: authentication")
+    assert signals.failure(source) == "failed to poll: authentication"
+    assert wake.is_set()
+    assert signals.take_request(sync)
+
+    wake.clear()
+    signals.fetch_failed(source, "failed to poll: timeout")
+    assert signals.failure(source) == "failed to poll: timeout"
+    assert not wake.is_set()  # later ones wait for the Sync's retry
+
+    artifact = bus.Artifact("u", "/r", "main@sha1:abc", "main@abc", "abc", "m")
+    signals.publish(source, artifact)
+    assert signals.failure(source) is None
+    assert wake.is_set()
+    signals.fetch_failed(source, "failed to poll: timeout")
+    assert signals.failure(source) is None  # an artifact to apply: no reason to wait

@@ -39,7 +39,6 @@ log = logging.getLogger("pullsync.preview")
 
 KIND = "Preview"
 RETRY = 30.0  # seconds before a failed turn (git, API, provider) is tried again, at most the interval
-Lookup = Callable[[str, str], Mapping[str, Any] | None]  # (namespace, name) -> the latest body seen, or None
 
 
 @dataclasses.dataclass
@@ -96,8 +95,8 @@ class PreviewLoop(loops.ObjectLoop):
         name: str,
         body: Callable[[], Mapping[str, Any]],
         *,
-        syncs: Lookup,
-        repositories: Lookup,
+        syncs: loops.Lookup,
+        repositories: loops.Lookup,
     ) -> None:
         super().__init__(services, namespace, name, body)
         self.syncs = syncs

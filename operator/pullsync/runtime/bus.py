@@ -38,6 +38,7 @@ class Bus:
         self._wakers: dict[Key, asyncio.Event] = {}
         self._requested: set[Key] = set()
         self._artifacts: dict[Key, Artifact] = {}
+        self._failures: dict[Key, str] = {}  # sources without an artifact: why their last fetch failed
         self._listeners: dict[Key, set[Key]] = {}
         self._ready: dict[Key, bool] = {}  # Syncs: Ready at their current revision, as their last turn said
         self._dependencies: dict[Key, tuple[Key, ...]] = {}  # Sync -> the Syncs it depends on
@@ -68,6 +69,7 @@ class Bus:
         self._wakers.pop(key, None)
         self._requested.discard(key)
         self._artifacts.pop(key, None)
+        self._failures.pop(key, None)
         for listeners in self._listeners.values():
             listeners.discard(key)
         self._ready.pop(key, None)
@@ -76,16 +78,25 @@ class Bus:
     def publish(self, source: Key, artifact: Artifact) -> None:
         """Record the latest artifact of `source` and wake every listener."""
         self._artifacts[source] = artifact
-        self.wake_listeners(source)
+        self._failures.pop(source, None)
+        self._wake_listeners(source)
 
-    def wake_listeners(self, source: Key, *, request: bool = False) -> None:
-        """Wake every listener of `source`; with `request`, ask each to act now (a Sync
-        waiting for a first artifact learns that the fetch failed)."""
-        for listener in self._listeners.get(source, ()):
-            self.wake(listener, request=request)
+    def fetch_failed(self, source: Key, message: str) -> None:
+        """A fetch of `source` failed: while it has no artifact, record why; the first time,
+        ask every listener to act now (a Sync waiting for a first artifact says why)."""
+        if source in self._artifacts:
+            return
+        first = source not in self._failures
+        self._failures[source] = message
+        if first:
+            self._wake_listeners(source, request=True)
 
     def artifact(self, source: Key) -> Artifact | None:
         return self._artifacts.get(source)
+
+    def failure(self, source: Key) -> str | None:
+        """Why `source` has no artifact: its last fetch's failure; None while it fetches."""
+        return self._failures.get(source)
 
     def listen(self, listener: Key, source: Key) -> None:
         """Make `listener` hear `source` (and only it)."""
@@ -112,6 +123,10 @@ class Bus:
     def ready(self, key: Key) -> bool | None:
         """Whether `key` is Ready at its current revision; None if no loop has said."""
         return self._ready.get(key)
+
+    def _wake_listeners(self, source: Key, *, request: bool = False) -> None:
+        for listener in self._listeners.get(source, ()):
+            self.wake(listener, request=request)
 
     def _wake_dependants(self, key: Key) -> None:
         for dependant, dependencies in list(self._dependencies.items()):

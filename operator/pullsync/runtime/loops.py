@@ -20,6 +20,7 @@ from pullsync.runtime import bus
 from pullsync.runtime.services import Services
 
 Body = Mapping[str, Any]
+Lookup = Callable[[str, str], Body | None]  # (namespace, name) -> the latest body seen, or None
 
 
 class Loop(Protocol):

@@ -73,8 +73,7 @@ class RepositoryLoop(loops.ObjectLoop):
                 outcome = conditions.Outcome.unexpected(e, "poll")
             await self.write_status(body, outcome, None, requested=requested)
             await self.events.warning(body, outcome.reason, outcome.message)
-            if self.failures == 1 and self.services.bus.artifact(self.key) is None:
-                self.services.bus.wake_listeners(self.key, request=True)  # Syncs waiting for a first: say why now
+            self.services.bus.fetch_failed(self.key, outcome.message)
         else:
             self.failures = 0
             self.events.recovered()

@@ -136,8 +136,17 @@ class SyncLoop(loops.ObjectLoop):
 
     kind = KIND
 
-    def __init__(self, services: Services, namespace: str, name: str, body: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        namespace: str,
+        name: str,
+        body: Callable[[], Mapping[str, Any]],
+        *,
+        repositories: loops.Lookup,
+    ) -> None:
         super().__init__(services, namespace, name, body)
+        self.repositories = repositories  # the GitRepositories this process reconciles, by (namespace, name)
         self.verified: plan.Verified = {}  # what this loop last applied or checked, per object
         self.rendered: Rendered | None = None
         self.written: dict[str, Any] = {}  # the status fields this loop wrote last (newer than a cached body)
@@ -379,8 +388,11 @@ class SyncLoop(loops.ObjectLoop):
         """Why there is no revision to apply; None while there is nothing to say yet. A
         source whose first fetch is under way is no news: no status until it fails (its
         loop wakes this one) or still has nothing at the next retry; a Warning event only
-        then, or once the source is missing at the retry."""
-        repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
+        then, or once the source is missing at the retry. A source this process reconciles
+        is read from its watch; any other (missing, of another shard) from the API server."""
+        repo = self.repositories(source_key[1], source_key[2])
+        if repo is None:
+            repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
         self.source_waits += 1
         why = ""
         if repo is None:
@@ -394,7 +406,9 @@ class SyncLoop(loops.ObjectLoop):
         elif (repo.get("status") or {}).get("artifact"):
             return None  # it has a revision that this process has not fetched yet
         else:
-            _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
+            why = self.services.bus.failure(source_key) or ""  # fresher than a watched status
+            if not why:
+                _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
             if not why and self.source_waits == 1:
                 return None  # fetching: the artifact or the failure wakes this loop
             message = f"GitRepository {source_key[1]}/{source_key[2]} has no artifact yet" + (f": {why}" if why else "")
