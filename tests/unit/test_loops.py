@@ -109,3 +109,14 @@ def test_a_source_without_artifact_keeps_why_its_fetch_failed_and_asks_its_liste
     assert wake.is_set()
     signals.fetch_failed(source, "failed to poll: timeout")
     assert signals.failure(source) is None  # an artifact to apply: no reason to wait
+
+
+async def test_the_bodies_kept_leave_out_managed_fields() -> None:
+    registry = loops.Loops(bus.Bus(), factory([]))
+    body = thing("a", "v1")
+    body["metadata"]["managedFields"] = [{"manager": "pullsync", "fieldsV1": {"f:status": {}}}]
+    registry.observe("ADDED", body)
+    kept = registry.bodies[("ns", "a")]
+    assert kept["metadata"] == {"namespace": "ns", "name": "a"}
+    assert kept["spec"] == "v1"
+    await registry.close()

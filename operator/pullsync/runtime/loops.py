@@ -76,6 +76,16 @@ class ObjectLoop:
         return requested, None
 
 
+def lean(body: Body) -> Body:
+    """`body` as the loops keep it: without `metadata.managedFields`, which no loop reads
+    (a Sync's status manager's entry mirrors its whole status: a thousand Syncs' entries
+    are megabytes)."""
+    meta = body.get("metadata") or {}
+    if "managedFields" not in meta:
+        return body
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the loops to stop
 Factory = Callable[[str, str, Callable[[], Body]], Loop]  # (namespace, name, latest body) -> loop
 
@@ -100,7 +110,7 @@ class Loops:
                 task.cancel()
                 loop.release()
             return
-        self.bodies[key] = body
+        self.bodies[key] = lean(body)
         if key in self.tasks:
             self.signals.wake(self.tasks[key][0].key)
             return
