@@ -94,6 +94,11 @@ class Bus:
     def artifact(self, source: Key) -> Artifact | None:
         return self._artifacts.get(source)
 
+    def commits(self, url: str) -> set[str]:
+        """The commits that the published artifacts of `url` name: the git cache keeps them
+        (called from its threads: the values are copied first)."""
+        return {a.commit for a in list(self._artifacts.values()) if a.url == url}
+
     def failure(self, source: Key) -> str | None:
         """Why `source` has no artifact: its last fetch's failure; None while it fetches."""
         return self._failures.get(source)

@@ -45,7 +45,6 @@ class Services:
         """Connect and start the shared parts; `fence` (leader election) gates every write."""
         client = await kube.Client.connect(cfg.kubeconfig, qps=cfg.api_qps, burst=cfg.api_burst)
         client.fence = fence
-        cache = git.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes)
         api_hosts = {urlsplit(client.server).hostname, os.environ.get("KUBERNETES_SERVICE_HOST")}
         policy = urlpolicy.UrlPolicy(
             allow_insecure_http=cfg.allow_insecure_http,
@@ -53,6 +52,7 @@ class Services:
             api_hosts=frozenset(h for h in api_hosts if h) | {"kubernetes.default.svc", "kubernetes.default"},
         )
         signals = bus.Bus()
+        cache = git.Cache(cfg.cache_dir, max_fetch_bytes=cfg.max_fetch_bytes, in_use=signals.commits)
         status_changed: set[bus.Key] = set()
         wake = lambda ns, name: signals.wake(("Sync", ns, name), request=True)  # noqa: E731
 

@@ -3,27 +3,39 @@
 Every function here blocks (pygit2); callers run them in a thread. One bare repository
 per URL is shared by every GitRepository that names that URL; a thread lock per URL
 keeps fetches into it serial. A poll costs one ref listing; a fetch (depth 1) happens
-only when the resolved commit is not in the cache yet.
+only when the resolved commit is not in the cache yet. Each fetch adds a pack and a pin;
+once a repository holds too many packs, it is compacted to one pack of the commits still
+in use (`Cache.compact`), so the cache stays bounded and lookups stay fast.
 """
 
 import contextlib
 import dataclasses
 import hashlib
+import logging
+import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pygit2
 
 from pullsync import api
 from pullsync.source import semver, urlpolicy
-from pullsync.source.gitauth import Callbacks, Credentials, GitFailure, classify
+from pullsync.source.gitauth import Callbacks, Credentials, GitFailure, classify, redact_url
 
 # libgit2's own socket timeouts (ms), process-wide; the per-operation deadline is ours.
 pygit2.settings.server_connect_timeout = 15_000
 pygit2.settings.server_timeout = 30_000
+
+log = logging.getLogger("pullsync.git")
+
+PINNED = "refs/pullsync/pinned/"  # one ref per fetched commit, so that nothing else removes it
+MAX_PACKS = 16  # more packs than this in a repository (one per fetch): compact it
+# A commit fetched or looked up this recently is in use: a render or a preview of it may be
+# under way (what the published artifacts name is kept whenever it was fetched).
+KEEP_SECONDS = 3600.0
 
 _ssh_lock = threading.Lock()  # libgit2 reads known_hosts from a process-wide home dir
 _trusted_cas: set[str] = set()
@@ -53,13 +65,30 @@ def is_ssh(url: str) -> bool:
 
 
 class Cache:
-    """Bare repositories under `root`, one per URL, counted by their users."""
+    """Bare repositories under `root`, one per URL, counted by their users; a repository
+    with more than `max_packs` packs is compacted to the commits in use (`_compact`)."""
 
-    def __init__(self, root: Path, *, max_fetch_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_fetch_bytes: int = 512 * 1024 * 1024,
+        max_packs: int = MAX_PACKS,
+        keep_seconds: float = KEEP_SECONDS,
+        in_use: Callable[[str], set[str]] = lambda url: set(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = root
         self.max_fetch_bytes = max_fetch_bytes
+        self.max_packs = max_packs
+        self.keep_seconds = keep_seconds
+        self.in_use = in_use  # url -> the commits the published artifacts name (`Bus.commits`)
+        self.clock = clock
+        self._started = clock()
         self._users: dict[str, set[str]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._used: dict[str, dict[str, float]] = {}  # url -> commit -> when last fetched or looked up
+        self._used_lock = threading.Lock()  # held briefly: has_commit runs on the event loop
 
     def path(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
@@ -73,6 +102,8 @@ class Cache:
         users.discard(user)
         if not users:
             self._users.pop(url, None)
+            with self._used_lock:
+                self._used.pop(url, None)
             shutil.rmtree(self.path(url), ignore_errors=True)
 
     def _repo(self, url: str) -> pygit2.Repository:
@@ -132,9 +163,11 @@ class Cache:
         return refs
 
     def has_commit(self, url: str, commit: str) -> bool:
+        """Whether `commit` is cached; asking marks it in use (before looking: see `_compact`)."""
         path = self.path(url)
         if not (path / "HEAD").exists():
             return False
+        self._touch(url, commit)
         try:
             return isinstance(pygit2.Repository(str(path)).get(commit), pygit2.Commit)
         except (pygit2.GitError, ValueError):
@@ -155,13 +188,123 @@ class Cache:
                     remote.fetch(["+refs/heads/*:refs/pullsync/heads/*"], callbacks=callbacks)
             if not isinstance(repo.get(resolved.commit), pygit2.Commit):
                 raise GitFailure("ref", f"commit {resolved.commit} not found in the repository")
-            repo.references.create(f"refs/pullsync/pinned/{resolved.commit}", resolved.commit, force=True)
+            repo.references.create(PINNED + resolved.commit, resolved.commit, force=True)
+            self._touch(url, resolved.commit)
+
+    def compact(self, url: str) -> None:
+        """Once the repository of `url` holds more than `max_packs` packs (a fetch adds one),
+        rewrite it as one pack of the commits in use and drop the rest (`_compact`). A
+        failure only warns: each step leaves a usable repository, and the next call tries again."""
+        with self._locks.setdefault(url, threading.Lock()):
+            if _packs(self.path(url)) <= self.max_packs:
+                return
+            try:
+                self._compact(url)
+            except (pygit2.GitError, OSError) as e:
+                log.warning("cannot compact the git cache of %s: %s", redact_url(url), e)
+
+    def _touch(self, url: str, commit: str) -> None:
+        with self._used_lock:
+            self._used.setdefault(url, {})[commit] = self.clock()
+
+    def _compact(self, url: str) -> None:
+        """Rewrite the repository as one pack of the commits in use (`_keep`); drop the rest.
+
+        Old packs and loose objects go only once the new pack is in place: a reader that has
+        them open keeps reading them (an unlinked file lives on), and one that misses an
+        object re-scans the packs and finds it in the new one."""
+        started, since = time.monotonic(), self.clock()
+        path = self.path(url)
+        repo = pygit2.Repository(str(path))
+        old = sorted((path / "objects" / "pack").glob("pack-*.pack"))
+        loose = [f for f in (path / "objects").glob("[0-9a-f][0-9a-f]/*") if f.is_file()]
+        kept, refs = self._keep(url, repo)
+        new = _write_pack(repo, path, kept | set(refs.values()))
+        for name in set(repo.references) - refs.keys():  # before any object goes: no ref dangles
+            repo.references.delete(name)
+        with self._used_lock:  # has_commit marks a commit before it looks: what it finds stays
+            used = self._used.get(url, {})
+            if any(t >= since and c not in kept and _commit(repo, c) for c, t in used.items()):
+                return  # found while packing: keep every object (and `shallow`), compact next time
+            _write_shallow(path, kept)
+            for pack in old:
+                if pack.stem != new:  # the index first: readers find packs by their index
+                    for suffix in (".idx", ".pack", ".rev", ".keep"):
+                        pack.with_suffix(suffix).unlink(missing_ok=True)
+            for f in loose:
+                f.unlink(missing_ok=True)
+        log.info(
+            "compacted the git cache of %s: %d packs to 1, %d commits kept, in %.2fs",
+            redact_url(url),
+            len(old),
+            len(kept),
+            time.monotonic() - started,
+        )
+
+    def _keep(self, url: str, repo: pygit2.Repository) -> tuple[set[str], dict[str, str]]:
+        """The commits to keep, and the refs to keep (name: the object it points at).
+
+        Kept: the commits the published artifacts name (`in_use`: what the Syncs render, a
+        suspended GitRepository's too); every commit fetched or looked up in the last
+        `keep_seconds` (the one just fetched, a render or a preview under way) and, in the first
+        `keep_seconds` after a start (uses before it are not known), every commit a ref
+        names. A ref whose commit is not kept goes."""
+        now = self.clock()
+        with self._used_lock:
+            used = self._used.setdefault(url, {})
+            for commit in [c for c, t in used.items() if now - t >= self.keep_seconds]:
+                del used[commit]
+            wanted = set(used) | self.in_use(url)
+        commits = {name: _commit(repo, name) for name in repo.references}
+        if now - self._started < self.keep_seconds:
+            wanted |= {c for c in commits.values() if c}
+        kept = {c for c in (_commit(repo, w) for w in wanted) if c}
+        refs = {name: str(repo.references[name].resolve().target) for name, c in commits.items() if c in kept}
+        return kept, refs
 
     def message(self, url: str, commit: str) -> str:
         """The first line of the commit message."""
         obj = pygit2.Repository(str(self.path(url))).get(commit)
         text = str(obj.message).strip() if isinstance(obj, pygit2.Commit) else ""
         return text.splitlines()[0] if text else ""
+
+
+def _packs(path: Path) -> int:
+    return sum(1 for _ in (path / "objects" / "pack").glob("pack-*.pack"))
+
+
+def _commit(repo: pygit2.Repository, name: str) -> str | None:
+    """The full id of the commit that a ref (through tags) or a commit id names, or None."""
+    try:
+        ref = repo.references.get(name) if name.startswith("refs/") else None
+        obj = ref.peel(pygit2.Commit) if ref is not None else repo.get(name)
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    return str(obj.id) if isinstance(obj, pygit2.Commit) else None
+
+
+def _write_shallow(path: Path, commits: set[str]) -> None:
+    """List `commits` as shallow: their parents are not in the repository (libgit2 needs that)."""
+    tmp = path / "shallow.compacting"
+    tmp.write_text("".join(f"{c}\n" for c in sorted(commits)))
+    tmp.replace(path / "shallow")
+
+
+def _write_pack(repo: pygit2.Repository, path: Path, roots: set[str]) -> str:
+    """Pack `roots` (each with its tree, a tag with its target) into objects/pack; its name."""
+    tmp = path / "compacting"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    builder = pygit2.PackBuilder(repo)
+    for oid in sorted(roots):
+        builder.add_recur(pygit2.Oid(hex=oid))
+    builder.write(tmp)
+    pack = next(tmp.glob("pack-*.pack"))
+    os.replace(pack, path / "objects" / "pack" / pack.name)
+    for f in tmp.iterdir():  # the index after the pack: readers find packs by their index
+        os.replace(f, path / "objects" / "pack" / f.name)
+    tmp.rmdir()
+    return pack.stem
 
 
 def resolve(refs: dict[str, str], ref: api.GitRef) -> Resolved:

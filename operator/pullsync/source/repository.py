@@ -111,7 +111,8 @@ class RepositoryLoop(loops.ObjectLoop):
         self.services.bus.forget(self.key)
 
     async def poll(self, spec: api.GitRepositorySpec) -> bus.Artifact:
-        """List refs, resolve, fetch if the commit is new; publish and return the artifact."""
+        """List refs, resolve, fetch if the commit is new; publish and return the artifact
+        (after a fetch, the cache compacts the repository when it holds too many packs)."""
         cache = self.services.cache
         try:
             await urlpolicy.check(spec.url, self.services.url_policy)
@@ -120,7 +121,8 @@ class RepositoryLoop(loops.ObjectLoop):
         creds = await credentials(self.services, self.namespace, spec.secret_name)
         refs = await run_git("list", spec.timeout, cache.list_refs, spec.url, creds, spec.timeout)
         resolved = git.resolve(refs, spec.ref)
-        if not cache.has_commit(spec.url, resolved.commit):
+        fetched = not cache.has_commit(spec.url, resolved.commit)
+        if fetched:
             await run_git("fetch", spec.timeout, cache.fetch, spec.url, creds, resolved, spec.timeout)
         artifact = bus.Artifact(
             url=spec.url,
@@ -133,6 +135,8 @@ class RepositoryLoop(loops.ObjectLoop):
         )
         if self.services.bus.artifact(self.key) != artifact:
             self.services.bus.publish(self.key, artifact)
+        if fetched:  # after publishing: the cache keeps what the artifacts name
+            await asyncio.to_thread(cache.compact, spec.url)
         return artifact
 
     async def write_status(
