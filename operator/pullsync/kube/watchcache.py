@@ -1,8 +1,9 @@
 """A live cache of managed objects, fed by watches, so an in-sync cluster costs no requests.
 
-One watch per kind in use, selecting objects that carry pullsync's owner label (plus one
-on Namespaces, whose existence every reconcile checks, and one on Secrets that keeps only
-those GitRepositories read credentials from: cluster-wide, or one per namespace for an
+One watch per kind in use, selecting objects that carry pullsync's owner label (for an
+operator that watches listed namespaces, only those of the Syncs there); plus one on
+Namespaces, whose existence every reconcile checks, and one on Secrets that keeps only
+those GitRepositories read credentials from (cluster-wide, or one per namespace for an
 operator that watches listed namespaces). Each watch lists, then watches
 from the list's resourceVersion with bookmarks, resumes from the last resourceVersion it
 saw, and lists again after a 410 Gone. Until a kind's first list completes, the cache
@@ -33,6 +34,14 @@ log = logging.getLogger("pullsync.watchcache")
 UNKNOWN: Any = object()  # the cache cannot say (the kind's watch has not listed yet)
 NAMESPACES = kube.Resource("", "v1", "Namespace", "namespaces", False)
 ObjectKey = tuple[str, str, str]  # (api_version/plural, namespace, name)
+
+
+def owned_selector(namespaces: list[str]) -> str:
+    """The label selector of the objects that the Syncs of `namespaces` own (all Syncs' when
+    empty): an operator that watches listed namespaces caches none of another's objects."""
+    if not namespaces:
+        return api.LABEL_NAME
+    return f"{api.LABEL_NAME},{api.LABEL_NAMESPACE} in ({','.join(sorted(namespaces))})"
 
 
 def _rid(resource: kube.Resource, namespace: str | None = None) -> str:
@@ -68,8 +77,11 @@ class LiveCache:
         client: kube.Client,
         on_drift: Callable[[str, str], object],
         on_status: Callable[[str, str], object] = lambda namespace, name: None,
+        *,
+        selector: str = api.LABEL_NAME,
     ) -> None:
         self.client = client
+        self.selector = selector  # the managed objects' label selector (`owned_selector`)
         self.on_drift = on_drift
         self.on_status = on_status
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
@@ -84,7 +96,7 @@ class LiveCache:
     def ensure(self, resource: kube.Resource) -> None:
         """Start watching pullsync's objects of `resource` (once; again if the kind has come
         back since its CRD was deleted)."""
-        self._start(resource, None, None if resource == NAMESPACES else api.LABEL_NAME)
+        self._start(resource, None, None if resource == NAMESPACES else self.selector)
 
     def _start(self, resource: kube.Resource, namespace: str | None, selector: str | None) -> None:
         rid = _rid(resource, namespace)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pullsync import kube
 from pullsync.kube import watchcache
-from pullsync.runtime import bus
+from pullsync.runtime import bus, config
 from pullsync.runtime.config import Config
 from pullsync.source import git, urlpolicy
 
@@ -62,7 +62,9 @@ class Services:
             status_changed.add(("Sync", namespace, name))
             signals.wake(("Sync", namespace, name))
 
-        live = watchcache.LiveCache(client, on_drift=wake, on_status=on_status)
+        _, namespaces = config.kopf_scope(cfg.namespaces)
+        selector = watchcache.owned_selector(namespaces)
+        live = watchcache.LiveCache(client, on_drift=wake, on_status=on_status, selector=selector)
         live.ensure(watchcache.NAMESPACES)
         return cls(
             config=cfg,
