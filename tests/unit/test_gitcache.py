@@ -244,3 +244,20 @@ def test_a_commit_looked_up_during_compaction_stays(
     change(cache, source)  # the next compaction, with nobody looking: it goes
     assert len(packs(cache, source)) == 1
     assert not cache.has_commit(source.url, made[0])
+
+
+def test_a_failed_compaction_only_warns_and_loses_nothing(
+    cache: git.Cache, source: Source, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = busy(cache, source, clock, 4)
+
+    def disk_full(*args: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(git, "_write_pack", disk_full)
+    clock.now += 60
+    made.append(change(cache, source))  # five packs: the compaction fails, the poll goes on
+    assert f"cannot compact the git cache of {source.url}: [Errno 28] No space left on device" in caplog.text
+    assert len(packs(cache, source)) == 5
+    repo = pygit2.Repository(str(cache.path(source.url)))
+    assert all(blobs(repo, c) == expected(source, c) for c in made)

@@ -200,7 +200,7 @@ class Cache:
                 return
             try:
                 self._compact(url)
-            except (pygit2.GitError, OSError) as e:
+            except (pygit2.GitError, OSError, KeyError, ValueError) as e:  # the poll that asked goes on
                 log.warning("cannot compact the git cache of %s: %s", redact_url(url), e)
 
     def _touch(self, url: str, commit: str) -> None:
