@@ -1,6 +1,7 @@
 """The Helm chart, rendered offline: values checked, OpenShift-ready pod, RBAC per mode."""
 
 import filecmp
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,25 @@ def test_shards_get_a_deployment_lease_and_service_each_and_no_selector_overlaps
         matched = [n for n, labels in pod_labels.items() if selector.items() <= labels.items()]
         assert len(matched) == 1, (selector, matched)
     assert [d["metadata"]["name"] for d in render() if d["kind"] == "Deployment"] == ["pullsync"]
+
+
+def test_with_shards_each_deployment_has_its_disruption_budget_and_the_network_policy_covers_all() -> None:
+    objects = render("shards={a,b}", "podDisruptionBudget.enabled=true", "networkPolicy.enabled=true")
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in objects if d["kind"] == "Deployment"
+    }
+
+    def selected(selector: dict[str, Any]) -> set[str]:
+        """The Deployments whose pods the label selector selects (matchLabels, In)."""
+        return {
+            name
+            for name, labels in pods.items()
+            if selector.get("matchLabels", {}).items() <= labels.items()
+            and all(labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+        }
+
+    budgets = {
+        b["metadata"]["name"]: selected(b["spec"]["selector"]) for b in objects if b["kind"] == "PodDisruptionBudget"
+    }
+    assert budgets == {"pullsync": {"pullsync"}, "pullsync-a": {"pullsync-a"}, "pullsync-b": {"pullsync-b"}}
+    assert selected(one(objects, "NetworkPolicy")["spec"]["podSelector"]) == set(pods)
