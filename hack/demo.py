@@ -8,9 +8,11 @@ The git server (smart HTTP with basic auth, the same one the tests use) serves
 `examples/` committed as `demo.git`; two Syncs follow it: `demo` applies the plain
 manifests of `app/`, `web-staging` the kustomize overlay `kustomize/overlays/staging`.
 The operator runs as `pullsync run` in the background with its log in
-.cluster/demo/operator.log. The local control plane has no kubelet: a fake one
-(tests/support/kubelet.py) binds the demo's Pods to a fake Node and reports them running,
-so that Deployments roll out and health means something. No container really runs.
+.cluster/demo/operator.log, as the ServiceAccount and with the RBAC that the chart gives it
+(the chart installed as release `demo` with no replicas), not as the cluster's admin.
+The local control plane has no kubelet: a fake one (tests/support/kubelet.py) binds the
+demo's Pods to a fake Node and reports them running, so that Deployments roll out and
+health means something. No container really runs.
 """
 
 import json
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support import wait  # noqa: E402
 from support.cluster import Cluster  # noqa: E402
 from support.git import HttpGitServer, Repo  # noqa: E402
+from support.helm import chart_identity  # noqa: E402
 from support.kubelet import FakeKubelet  # noqa: E402
 
 STATE = ROOT / ".cluster" / "demo"
@@ -98,11 +101,15 @@ def up() -> None:
     repo.commit({}, "demo: the examples")
     spawn("git-server", [sys.executable, __file__, "serve-git"])
     spawn("kubelet", [sys.executable, __file__, "serve-kubelet"])
+    # The operator runs as the chart makes it (its ServiceAccount, its RBAC), not as admin.
+    kubeconfig, _ = chart_identity(Cluster(KUBECONFIG), STATE, "demo")
     spawn(
         "operator",
         [
             str(BIN / "pullsync"),
             "run",
+            "--kubeconfig",
+            str(kubeconfig),
             "--namespace",  # where the demo's GitRepository and Sync live; what they apply may go anywhere
             "pullsync-demo",
             "--health-addr",
