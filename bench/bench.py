@@ -49,6 +49,7 @@ from support import manifests as m  # noqa: E402
 from support import wait  # noqa: E402
 from support.cluster import AuditLog, Cluster, condition, gitrepo_path, sync_path  # noqa: E402
 from support.git import HttpGitServer  # noqa: E402
+from support.helm import chart_identity  # noqa: E402
 from support.operator import OperatorProcess, post_webhook  # noqa: E402
 from support.sync import create_gitrepo, create_sync, request  # noqa: E402
 
@@ -160,12 +161,15 @@ class Bench:
         self.git = git
         self.operator: OperatorProcess | None = None
         self.run = secrets.token_hex(2)  # namespaces are unique per run: old ones may still terminate
+        # The operator runs as a pod would: the chart's ServiceAccount and RBAC (a release with no replicas).
+        self.identity, self.user = chart_identity(cluster, Path(tempfile.mkdtemp(prefix="bench-identity-")), "bench")
+        self.token = json.loads(self.identity.read_text())["users"][0]["user"]["token"]
 
     def start_operator(self, scope: str) -> OperatorProcess:
         """A fresh `pullsync run` (so that its peak RSS is this phase's) for namespaces `scope`."""
         self.stop_operator()
         self.operator = OperatorProcess(
-            self.cluster.kubeconfig.parent / "operator.kubeconfig",
+            self.identity,
             "--namespace", scope, "--allow-insecure-http", "--allow-local-urls", "--max-objects", "10000",
         )  # fmt: skip
         self.operator.wait_ready()
@@ -223,7 +227,7 @@ class Bench:
         kubectl = time.monotonic() - started
         shutil.rmtree(directory)
         self.settle(kprefix, n)
-        bare = floor.measure(self.cluster, objects(n, fprefix))
+        bare = floor.measure(self.cluster, objects(n, fprefix), token=self.token)
         self.settle(fprefix, n)
         return {
             "objects": n,
@@ -457,7 +461,7 @@ class Bench:
             return int(samples.get(key, 0))
 
         before = operator.metrics()
-        audit = AuditLog(self.cluster.kubeconfig.parent / "audit.log", user="pullsync-operator")
+        audit = AuditLog(self.cluster.kubeconfig.parent / "audit.log", user=self.user)
         audit.mark()
         changed = fleet_app("app-7")["deploy.yaml"].replace("nginx:1.27", "nginx:1.28")
         second = repo.commit({"apps/app-7/deploy.yaml": changed}, "one app")

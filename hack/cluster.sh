@@ -199,16 +199,11 @@ up() {
   done
   certs
   [ -f "$CLUSTER_DIR/admin.token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CLUSTER_DIR/admin.token"
-  [ -f "$CLUSTER_DIR/operator.token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CLUSTER_DIR/operator.token"
-  # Two identities: the admin (tests, kubectl) and the operator (so its requests can be
-  # told apart in the audit log). Both in system:masters; RBAC tests use impersonation.
-  {
-    printf '%s,admin,admin,system:masters\n' "$(cat "$CLUSTER_DIR/admin.token")"
-    printf '%s,pullsync-operator,pullsync-operator,system:masters\n' "$(cat "$CLUSTER_DIR/operator.token")"
-  } >"$CLUSTER_DIR/tokens.csv"
+  # One static identity, the admin (tests, kubectl, helm). Operators run as the chart's
+  # ServiceAccount (tests/support/helm.py: chart_identity), as a pod would.
+  printf '%s,admin,admin,system:masters\n' "$(cat "$CLUSTER_DIR/admin.token")" >"$CLUSTER_DIR/tokens.csv"
   printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n' >"$CLUSTER_DIR/audit-policy.yaml"
   kubeconfig "$KUBECONFIG_OUT" "$(cat "$CLUSTER_DIR/admin.token")" admin
-  kubeconfig "$CLUSTER_DIR/operator.kubeconfig" "$(cat "$CLUSTER_DIR/operator.token")" pullsync-operator
 
   : >"$CLUSTER_DIR/kube-apiserver.log"; : >"$CLUSTER_DIR/kube-controller-manager.log"  # appended to on restarts
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
