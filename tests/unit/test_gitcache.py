@@ -239,6 +239,7 @@ def test_a_commit_looked_up_during_compaction_stays(
     repo = pygit2.Repository(str(cache.path(source.url)))
     assert blobs(repo, made[0]) == expected(source, made[0])
     assert len(packs(cache, source)) == 6  # nothing deleted: the new pack beside the old ones
+    assert made[0] in pinned(cache, source)  # nor any ref
     monkeypatch.undo()
     clock.now += 1000
     change(cache, source)  # the next compaction, with nobody looking: it goes
@@ -261,3 +262,36 @@ def test_a_failed_compaction_only_warns_and_loses_nothing(
     assert len(packs(cache, source)) == 5
     repo = pygit2.Repository(str(cache.path(source.url)))
     assert all(blobs(repo, c) == expected(source, c) for c in made)
+
+
+def test_fetches_go_on_while_packing_and_what_they_bring_stays(
+    cache: git.Cache, source: Source, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy(cache, source, clock, 4)
+    clock.now += 1000
+    write_pack: Callable[..., str] = git._write_pack
+    meanwhile: list[str] = []
+
+    def fetched_meanwhile(*args: object) -> str:
+        name = write_pack(*args)
+        if not meanwhile:  # another GitRepository of the URL polls: the URL's lock is free
+            meanwhile.append(change(cache, source))
+        return name
+
+    monkeypatch.setattr(git, "_write_pack", fetched_meanwhile)
+    change(cache, source)
+    repo = pygit2.Repository(str(cache.path(source.url)))
+    assert blobs(repo, meanwhile[0]) == expected(source, meanwhile[0])
+    assert meanwhile[0] in pinned(cache, source)
+    assert str(repo.references["refs/pullsync/heads/main"].target) == meanwhile[0]
+
+
+def test_the_commit_an_artifact_named_before_stays_a_while(cache: git.Cache, source: Source, clock: Clock) -> None:
+    previous = busy(cache, source, clock, 1)[0]
+    clock.now += 1000
+    cache.used(source.url, previous)  # a new artifact replaced it: a render may still read it
+    busy(cache, source, clock, 4, step=20)  # five packs: compacted
+    assert cache.has_commit(source.url, previous)
+    clock.now += 1000
+    busy(cache, source, clock, 5)
+    assert not cache.has_commit(source.url, previous)

@@ -258,6 +258,7 @@ class PreviewLoop(loops.ObjectLoop):
                 resolved = git.Resolved(ref, ref, commit)
                 timeout = repo_spec.timeout
                 await repository.run_git("fetch", timeout, cache.fetch, repo_spec.url, self.creds, resolved, timeout)
+                await asyncio.to_thread(cache.compact, repo_spec.url)  # a fetch adds a pack: bounded here too
             docs = await asyncio.get_running_loop().run_in_executor(
                 reconcile.RENDER_THREADS, self.render, str(cache.path(repo_spec.url)), commit, sync_name, sync_spec
             )

@@ -89,6 +89,7 @@ class Cache:
         self._locks: dict[str, threading.Lock] = {}
         self._used: dict[str, dict[str, float]] = {}  # url -> commit -> when last fetched or looked up
         self._used_lock = threading.Lock()  # held briefly: has_commit runs on the event loop
+        self._compacting: dict[str, threading.Lock] = {}  # one compaction per URL at a time
 
     def path(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
@@ -195,13 +196,19 @@ class Cache:
         """Once the repository of `url` holds more than `max_packs` packs (a fetch adds one),
         rewrite it as one pack of the commits in use and drop the rest (`_compact`). A
         failure only warns: each step leaves a usable repository, and the next call tries again."""
-        with self._locks.setdefault(url, threading.Lock()):
-            if _packs(self.path(url)) <= self.max_packs:
-                return
-            try:
-                self._compact(url)
-            except (pygit2.GitError, OSError, KeyError, ValueError) as e:  # the poll that asked goes on
-                log.warning("cannot compact the git cache of %s: %s", redact_url(url), e)
+        compacting = self._compacting.setdefault(url, threading.Lock())
+        if _packs(self.path(url)) <= self.max_packs or not compacting.acquire(blocking=False):
+            return
+        try:
+            self._compact(url)
+        except (pygit2.GitError, OSError, KeyError, ValueError) as e:  # the poll that asked goes on
+            log.warning("cannot compact the git cache of %s: %s", redact_url(url), e)
+        finally:
+            compacting.release()
+
+    def used(self, url: str, commit: str) -> None:
+        """Mark `commit` in use now: compaction keeps it for `keep_seconds` more."""
+        self._touch(url, commit)
 
     def _touch(self, url: str, commit: str) -> None:
         with self._used_lock:
@@ -210,22 +217,25 @@ class Cache:
     def _compact(self, url: str) -> None:
         """Rewrite the repository as one pack of the commits in use (`_keep`); drop the rest.
 
-        Old packs and loose objects go only once the new pack is in place: a reader that has
-        them open keeps reading them (an unlinked file lives on), and one that misses an
-        object re-scans the packs and finds it in the new one."""
+        The packing runs without the URL's lock (fetches and ref listings go on); the rest
+        takes it. Old packs and loose objects go only once the new pack is in place: a
+        reader that has them open keeps reading them (an unlinked file lives on), and one
+        that misses an object re-scans the packs and finds it in the new one."""
         started, since = time.monotonic(), self.clock()
         path = self.path(url)
         repo = pygit2.Repository(str(path))
         old = sorted((path / "objects" / "pack").glob("pack-*.pack"))
         loose = [f for f in (path / "objects").glob("[0-9a-f][0-9a-f]/*") if f.is_file()]
+        names = set(repo.references)  # a ref that a fetch makes meanwhile stays
         kept, refs = self._keep(url, repo)
         new = _write_pack(repo, path, kept | set(refs.values()))
-        for name in set(repo.references) - refs.keys():  # before any object goes: no ref dangles
-            repo.references.delete(name)
-        with self._used_lock:  # has_commit marks a commit before it looks: what it finds stays
+        # A fetch or a has_commit marks its commit before it looks: what either found stays.
+        with self._locks.setdefault(url, threading.Lock()), self._used_lock:
             used = self._used.get(url, {})
             if any(t >= since and c not in kept and _commit(repo, c) for c, t in used.items()):
-                return  # found while packing: keep every object (and `shallow`), compact next time
+                return  # found or fetched while packing: keep everything, compact next time
+            for name in names - refs.keys():  # before any object goes: no ref dangles
+                repo.references.delete(name)
             _write_shallow(path, kept)
             for pack in old:
                 if pack.stem != new:  # the index first: readers find packs by their index

@@ -133,7 +133,10 @@ class RepositoryLoop(loops.ObjectLoop):
             message=cache.message(spec.url, resolved.commit),
             ignore=spec.ignore,
         )
-        if self.services.bus.artifact(self.key) != artifact:
+        previous = self.services.bus.artifact(self.key)
+        if previous != artifact:
+            if previous is not None:  # a render of it may be under way: compaction keeps it a while
+                cache.used(previous.url, previous.commit)
             self.services.bus.publish(self.key, artifact)
         if fetched:  # after publishing: the cache keeps what the artifacts name
             await asyncio.to_thread(cache.compact, spec.url)

@@ -493,7 +493,7 @@ class SyncLoop(loops.ObjectLoop):
         turn.stage = "render"
         try:
             docs = await self.render(artifact, spec)
-        except (pygit2.GitError, OSError) as e:  # the cache on this host, not the repository
+        except (pygit2.GitError, OSError, KeyError) as e:  # the cache on this host (a commit gone from it too)
             raise documents.RenderError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
         turn.objects = len(docs)
         if not docs:
