@@ -14,7 +14,9 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from pullsync import kube
 from pullsync.cli import local
@@ -27,6 +29,11 @@ IDENTITY = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"  # thi
 # it opens (256 KiB by default). The request pool and a watch per kind hold ~80 of them:
 # 20 MB of a fleet's peak RSS at the default. A TLS record is 16 KiB at most.
 TLS_READ_BUFFER = 32 * 1024
+# Kopf stopped on an error: start it again after 2, 4, 8... seconds, at most this; a run
+# that lasted RESTART_RESET seconds counts as a success (the next failure waits 2 s again).
+RESTART_MAX_DELAY = 30.0
+RESTART_RESET = 60.0
+log = logging.getLogger("pullsync")
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -183,15 +190,28 @@ async def _run(cfg: config.Config) -> int:
                 return 0  # stopped while waiting
             keeper = asyncio.create_task(election.keep())
         clusterwide, namespaces = config.kopf_scope(cfg.namespaces)
-        await kopf.operator(
-            standalone=True,
-            identity=IDENTITY,  # type: ignore[arg-type]  # a str; Kopf guesses from /etc/passwd, which lacks OpenShift UIDs
-            clusterwide=clusterwide,
-            namespaces=namespaces,
-            memo=kopf.Memo(config=cfg, ready=ready, fence=election.leading if election else None),
-            stop_flag=election.lost if election else None,
-        )
-        return 1 if election and election.lost.is_set() else 0
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await kopf.operator(
+                    standalone=True,
+                    identity=IDENTITY,  # type: ignore[arg-type]  # a str; Kopf guesses from /etc/passwd, which lacks OpenShift UIDs
+                    clusterwide=clusterwide,
+                    namespaces=namespaces,
+                    memo=kopf.Memo(config=cfg, ready=ready, fence=election.leading if election else None),
+                    stop_flag=election.lost if election else None,
+                )
+                return 1 if election and election.lost.is_set() else 0
+            except Exception:  # Kopf stops on any watch error: say a 404 from an API server still starting
+                if election is not None and election.lost.is_set():
+                    return 1
+                failures = 1 if time.monotonic() - started > RESTART_RESET else failures + 1
+                delay = min(RESTART_MAX_DELAY, 2.0**failures)
+                log.exception("Kopf stopped on an error (cleaned up); starting it again in %.0fs", delay)
+                ready.clear()
+                if await _signalled(timeout=delay):
+                    return 0
     finally:
         if election is not None:
             if keeper is not None:
@@ -199,6 +219,25 @@ async def _run(cfg: config.Config) -> int:
             await election.release()
             await election.client.close()
         await servers.stop()
+
+
+async def _signalled(waiting: "asyncio.Task[Any] | None" = None, *, timeout: float | None = None) -> bool:
+    """Wait for `waiting` (or `timeout`) unless SIGINT or SIGTERM comes first; whether one
+    came. Kopf handles the signals while it runs; this, before it starts and between runs."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    stopped = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait(
+            {stopped} | ({waiting} if waiting else set()), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stopped.cancel()
+    return stopping.is_set()
 
 
 async def _campaign(cfg: config.Config) -> leader.Election | None:
@@ -213,16 +252,8 @@ async def _campaign(cfg: config.Config) -> leader.Election | None:
         renew=cfg.lease_duration / 3,
         retry=max(0.5, cfg.lease_duration / 7),
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     acquired = asyncio.create_task(election.acquire())
-    stopped = asyncio.create_task(stopping.wait())
-    await asyncio.wait({acquired, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)  # from here on Kopf handles them
-    stopped.cancel()
+    await _signalled(acquired)
     if not acquired.done():
         acquired.cancel()
         await client.close()
