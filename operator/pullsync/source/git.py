@@ -168,7 +168,7 @@ class Cache:
         path = self.path(url)
         if not (path / "HEAD").exists():
             return False
-        self._touch(url, commit)
+        self.used(url, commit)
         try:
             return isinstance(pygit2.Repository(str(path)).get(commit), pygit2.Commit)
         except (pygit2.GitError, ValueError):
@@ -190,7 +190,7 @@ class Cache:
             if not isinstance(repo.get(resolved.commit), pygit2.Commit):
                 raise GitFailure("ref", f"commit {resolved.commit} not found in the repository")
             repo.references.create(PINNED + resolved.commit, resolved.commit, force=True)
-            self._touch(url, resolved.commit)
+            self.used(url, resolved.commit)
 
     def compact(self, url: str) -> None:
         """Once the repository of `url` holds more than `max_packs` packs (a fetch adds one),
@@ -208,9 +208,6 @@ class Cache:
 
     def used(self, url: str, commit: str) -> None:
         """Mark `commit` in use now: compaction keeps it for `keep_seconds` more."""
-        self._touch(url, commit)
-
-    def _touch(self, url: str, commit: str) -> None:
         with self._used_lock:
             self._used.setdefault(url, {})[commit] = self.clock()
 
