@@ -10,10 +10,11 @@ process of its own (so its peak RSS is that phase's):
      replicas, across 10 namespaces): GitRepository + Sync created -> Ready, versus
      kubectl apply -R of the same files (warm discovery cache, namespaces created
      beforehand for both, each started once the controller-manager is done with the
-     other's objects), and the floor of any client that dry-runs all before it writes
-     (bench/floor.py, a bare client, same shapes); at 1000 also the no-op reconcile
-     (API requests, wall time) and drift correction (`scale` of a managed Deployment
-     until reverted); peak RSS at the largest N;
+     other's objects) as the admin, and again as the operator's ServiceAccount (the same
+     identity, so the same authentication and RBAC cost per request), and the floor of
+     any client that dry-runs all before it writes (bench/floor.py, a bare client, same
+     shapes); at 1000 also the no-op reconcile (API requests, wall time) and drift
+     correction (`scale` of a managed Deployment until reverted); peak RSS at the largest N;
   latency: commit-to-applied latency for a one-object change, with a webhook and with polling;
   many: 100 GitRepositories + 100 Syncs;
   fleet: 1000 GitRepository + Sync pairs of Flux's benchmark shape, created at once: all
@@ -202,9 +203,9 @@ class Bench:
         return str((sync.get("status") or {}).get("lastAppliedRevision", "")) if ready.get("status") == "True" else ""
 
     def initial_sync(self, n: int) -> dict[str, Any]:
-        prefix, kprefix, fprefix = (f"{who}-{self.run}-{n}" for who in ("bench", "kbench", "fbench"))
+        prefix, kprefix, sprefix, fprefix = (f"{who}-{self.run}-{n}" for who in ("bench", "kbench", "sbench", "fbench"))
         for i in range(NAMESPACES):
-            for p in (prefix, kprefix, fprefix):
+            for p in (prefix, kprefix, sprefix, fprefix):
                 self.namespace(f"{p}-{i}")
         home = f"{prefix}-0"
         repo_name, repo = self.source(home, objects(n, prefix))
@@ -218,15 +219,8 @@ class Bench:
         pullsync = time.monotonic() - started
         self.settle(prefix, n)  # kubectl gets as quiet a server as pullsync had
 
-        directory = Path(tempfile.mkdtemp(prefix="kbench-"))
-        for path, content in objects(n, kprefix).items():
-            (directory / path).parent.mkdir(parents=True, exist_ok=True)
-            (directory / path).write_text(content)
-        started = time.monotonic()
-        self.cluster.kubectl("apply", "--server-side", "--field-manager=bench", "-R", "-f", str(directory))
-        kubectl = time.monotonic() - started
-        shutil.rmtree(directory)
-        self.settle(kprefix, n)
+        kubectl = self.kubectl_apply(kprefix, n)
+        as_operator = self.kubectl_apply(sprefix, n, "--kubeconfig", str(self.identity))
         bare = floor.measure(self.cluster, objects(n, fprefix), token=self.token)
         self.settle(fprefix, n)
         return {
@@ -234,8 +228,23 @@ class Bench:
             "pullsync_s": round(pullsync, 2),
             "kubectl_s": round(kubectl, 2),
             "ratio": round(pullsync / kubectl, 2),
+            "kubectl_as_operator": {"seconds": round(as_operator, 2), "ratio": round(pullsync / as_operator, 2)},
             "floor": {**bare, "ratio": round(bare["total_s"] / kubectl, 2)},
         }
+
+    def kubectl_apply(self, prefix: str, n: int, *identity: str) -> float:
+        """Seconds of `kubectl apply --server-side -R` of `objects(n, prefix)` (as the admin,
+        or as `identity`'s kubeconfig), once the controller-manager is done with them."""
+        directory = Path(tempfile.mkdtemp(prefix="kbench-"))
+        for path, content in objects(n, prefix).items():
+            (directory / path).parent.mkdir(parents=True, exist_ok=True)
+            (directory / path).write_text(content)
+        started = time.monotonic()
+        self.cluster.kubectl(*identity, "apply", "--server-side", "--field-manager=bench", "-R", "-f", str(directory))
+        seconds = time.monotonic() - started
+        shutil.rmtree(directory)
+        self.settle(prefix, n)
+        return seconds
 
     def settle(self, prefix: str, n: int) -> None:
         """Wait until the controller-manager is done with the objects of `objects(n,
@@ -551,7 +560,7 @@ def main() -> None:
         bench.stop_operator()
         git.stop()
         for ns in json.loads(cluster.kubectl("get", "ns", "-o", "json").stdout)["items"]:
-            if ns["metadata"]["name"].startswith(("bench-", "kbench-", "fbench-", "fleet-", "mono-")):
+            if ns["metadata"]["name"].startswith(("bench-", "kbench-", "sbench-", "fbench-", "fleet-", "mono-")):
                 cluster.delete_namespace(ns["metadata"]["name"])
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
@@ -662,6 +671,16 @@ def table(r: dict[str, Any]) -> str:
                 target,
             )
         )
+        same = x.get("kubectl_as_operator")
+        if same:
+            rows.append(
+                (
+                    "  kubectl as the operator's ServiceAccount (same identity)",
+                    "",
+                    f"{same['seconds']} s",
+                    str(same["ratio"]),
+                )
+            )
         f = x["floor"]
         server = f"kube-apiserver {f['kube-apiserver_cpu_s']} + etcd {f['etcd_cpu_s']} CPU-s"
         rows.append((f"  floor: bare dry-run all, then apply all ({server})", f"{f['total_s']} s", "", str(f["ratio"])))
