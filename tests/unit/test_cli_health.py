@@ -50,3 +50,19 @@ def test_a_list_of_current_objects_exits_0_with_a_table(tmp_path: Path, capsys: 
 def test_an_unreadable_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["health", "-f", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("apiVersion: v1\nkind: ConfigMap\ndata: {a: b}\n", "a ConfigMap without metadata.name"),
+        ("# nothing here\n", "no objects"),
+    ],
+)
+def test_a_file_without_named_objects_is_an_error_not_a_verdict(
+    text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "objects.yaml"
+    path.write_text(text)
+    assert cli.main(["health", "-f", str(path)]) == 2
+    assert says in capsys.readouterr().err

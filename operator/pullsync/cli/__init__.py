@@ -13,7 +13,7 @@ import sys
 from types import ModuleType
 
 from pullsync import __version__
-from pullsync.cli import cluster, diff, local, objects, output, run
+from pullsync.cli import diff, local, objects, output, run
 
 COMMANDS: tuple[ModuleType, ...] = (run, local, diff, objects)
 
@@ -22,9 +22,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pullsync",
         description="A pull-based GitOps operator for Kubernetes, and its command line for people and CI.",
-        epilog=cluster.EXIT_CODES
-        + "\n\n`pullsync COMMAND --help` says more; `build` and `health` need no cluster; the others use the "
-        "current kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config, else the pod's ServiceAccount).",
+        epilog="exit codes:\n  0  done\n  1  a result to act on: build, the directory does not render; health, an "
+        "object is not Current; diff, changes; reconcile --wait, the object failed\n  2  error\n\n"
+        "`pullsync COMMAND --help` says more (each command's exit codes); `build` and `health` need no cluster; "
+        "the others use the current kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config, else the pod's "
+        "ServiceAccount).",
         formatter_class=output.HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"pullsync {__version__}")

@@ -17,10 +17,13 @@ from pathlib import Path
 from pullsync import kube
 from pullsync.kube import kubeconfig as kubeconfigs
 
-EXIT_CODES = """exit codes:
+ERRORS = "2  error: not found, no kubeconfig, API server unreachable, forbidden, bad usage"
+EXIT_CODES = f"exit codes:\n  0  done\n  {ERRORS}"
+WAIT_EXIT_CODES = f"""exit codes:
   0  done (with --wait: the object is Ready)
-  1  the object reconciled and failed (Ready False): its message is printed
-  2  error: not found, no kubeconfig, API server unreachable, forbidden, timed out, bad usage"""
+  1  with --wait, or --with-source when the GitRepository fails: it reconciled and failed (Ready
+     False); its message is printed
+  {ERRORS}, --timeout passed"""
 
 Command = Callable[[kube.Client, argparse.Namespace], Awaitable[int]]
 
@@ -33,8 +36,9 @@ class CliError(Exception):
         self.code = code
 
 
-def add_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
-    """`--kubeconfig`, `-n/--namespace` and, for listings, `-A/--all-namespaces`."""
+def add_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = False, waits: bool = False) -> None:
+    """`--kubeconfig`, `-n/--namespace` and, for listings, `-A/--all-namespaces`; the exit
+    codes (those of a command that `waits` for the object too)."""
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the pod's ServiceAccount)"
     )
@@ -44,7 +48,7 @@ def add_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) 
         scope.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
     else:
         parser.add_argument("-n", "--namespace", help="the namespace (default: the current context's, or default)")
-    parser.epilog = EXIT_CODES
+    parser.epilog = WAIT_EXIT_CODES if waits else EXIT_CODES
 
 
 def kubeconfig(given: str | None) -> str | None:

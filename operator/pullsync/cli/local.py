@@ -58,7 +58,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         description="Print the health of each object in FILE (YAML documents, a JSON object or a List, as "
         "`kubectl get -o yaml|json` writes them), computed by the operator's own rules: Current, InProgress, "
         "Failed, Terminating, NotFound or Unknown, with why. Exit code 0 when every object is Current, 1 "
-        "otherwise, 2 when FILE cannot be read.",
+        "otherwise, 2 when FILE cannot be read or holds no objects (or one without metadata.name).",
     )
     health.set_defaults(handler=_health)
     health.add_argument("-f", "--filename", required=True, type=Path, metavar="FILE", help="the objects ('-': stdin)")
@@ -112,6 +112,11 @@ def print_health(path: Path, output: str) -> int:
         objects = [o for _, value in kubeyaml.documents(text) for o in _items(value)]
     except (OSError, kubeyaml.ReadError) as e:
         print(f"pullsync health: {path}: {e}", file=sys.stderr)
+        return 2
+    unnamed = [o["kind"] for o in objects if not isinstance(o.get("metadata"), dict) or not o["metadata"].get("name")]
+    if not objects or unnamed:
+        what = f"a {unnamed[0]} without metadata.name" if unnamed else "no objects (documents with a kind)"
+        print(f"pullsync health: {path}: {what}: give objects as `kubectl get -o yaml` prints them", file=sys.stderr)
         return 2
     rows = []
     for obj in objects:

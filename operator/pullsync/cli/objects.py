@@ -83,7 +83,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         default=SYNC,
         type=_kind(SYNC, GITREPO, PREVIEW, listing=True),
         metavar="{syncs,gitrepos,previews}",
-        help="what to list (also: sync, gitrepo, gitrepository, preview) [syncs]",
+        help="what to list (also: sync, gitrepo, gitrepository, gitrepositories, preview) [syncs]",
     )
     get.add_argument("name", nargs="?", metavar="NAME", help="only this one")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="[table]")
@@ -118,7 +118,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     reconcile.add_argument(
         "--timeout", type=_duration, default=300.0, metavar="DURATION", help="how long to wait, e.g. 90s [5m]"
     )
-    cluster.add_flags(reconcile)
+    cluster.add_flags(reconcile, waits=True)
     reconcile.set_defaults(handler=cluster.handler(request_reconcile))
     for verb, does in (("suspend", "stop reconciling"), ("resume", "reconcile again (and at once)")):
         p = sub.add_parser(

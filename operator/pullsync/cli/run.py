@@ -20,6 +20,7 @@ from typing import Any
 
 from pullsync import kube
 from pullsync.cli import local
+from pullsync.kube import kubeconfig
 from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
 from pullsync.web import endpoints
@@ -110,7 +111,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     ha.add_argument(
         "--shard",
         metavar="NAME",
-        help="reconcile only GitRepositories and Syncs labelled pullsync.dev/shard=NAME "
+        help="reconcile only GitRepositories, Syncs and Previews labelled pullsync.dev/shard=NAME "
         "(default: only those without that label)",
     )
     ha.add_argument("--lease-duration", type=float, default=15.0, help="seconds a leader may go without renewing [15]")
@@ -124,12 +125,14 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for addr in (args.webhook_addr, args.metrics_addr, args.health_addr):
-        try:
-            config.split_addr(addr)
-        except ValueError as e:
-            print(f"pullsync: {e}", file=sys.stderr)
-            return 2
+    problem = next(filter(None, map(_unusable, (args.webhook_addr, args.metrics_addr, args.health_addr))), None)
+    try:
+        kubeconfig.load(args.kubeconfig)  # reads files only: an exec plugin runs at the first request
+    except kubeconfig.ConfigError as e:
+        problem = problem or str(e)
+    if problem:
+        print(f"pullsync run: {problem}", file=sys.stderr)
+        return 2
     cfg = config.Config(
         namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
@@ -163,6 +166,23 @@ def main(args: argparse.Namespace) -> int:
         lease_duration=args.lease_duration,
     )
     return run(cfg)
+
+
+def _unusable(addr: str) -> str | None:
+    """Why the operator could not listen on `addr` (host:port), or None: checked before
+    anything starts, so that a port in use is an error that says so, not a restart loop."""
+    try:
+        host, port = config.split_addr(addr)
+    except ValueError as e:
+        return str(e)
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind((host, port))
+    except OSError as e:
+        return f"cannot listen on {addr}: {e.strerror or e}"
+    return None
 
 
 def run(cfg: config.Config) -> int:
