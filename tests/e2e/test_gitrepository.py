@@ -264,6 +264,13 @@ def test_suspend_stops_polling(cluster: Cluster, operator: Operator, namespace: 
     create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=True))
     ready = wait.until(lambda: condition(cluster.get(gitrepo_path(namespace, "app"))), what="Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Suspended")
+    stamp = request_reconcile(cluster, namespace)  # answered (`pullsync reconcile --wait` ends), not polled
+    wait.until(
+        lambda: (
+            (cluster.get(gitrepo_path(namespace, "app")) or {}).get("status", {}).get("lastHandledReconcileAt") == stamp
+        ),
+        what="requestedAt echoed while suspended",
+    )
     assert git_http.hits(name) == 0  # not even a ref listing
     create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, suspend=False))
     wait_commit(cluster, namespace, commit)

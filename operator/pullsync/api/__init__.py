@@ -18,7 +18,7 @@ FIELD_MANAGER = "pullsync"
 
 LABEL_NAME = "pullsync.dev/name"
 LABEL_NAMESPACE = "pullsync.dev/namespace"
-LABEL_SHARD = "pullsync.dev/shard"  # on GitRepositories and Syncs: which `pullsync run --shard` handles them
+LABEL_SHARD = "pullsync.dev/shard"  # on GitRepositories, Syncs and Previews: which `pullsync run --shard` handles them
 ANNOTATION_PRUNE = "pullsync.dev/prune"
 ANNOTATION_RECONCILE = "pullsync.dev/reconcile"
 ANNOTATION_FORCE = "pullsync.dev/force"
@@ -36,6 +36,7 @@ FETCH_FAILED = "FetchFailed"
 SUCCEEDED = "Succeeded"
 PROGRESSING = "Progressing"
 PROGRESSING_WITH_RETRY = "ProgressingWithRetry"  # failed for the moment (git, the API server): retried
+ARTIFACT_FAILED = "ArtifactFailed"  # the source's commit cannot be read from the git cache
 BUILD_FAILED = "BuildFailed"
 VALIDATION_FAILED = "ValidationFailed"
 APPLY_FAILED = "ApplyFailed"
@@ -256,7 +257,7 @@ def owner_labels(name: str, namespace: str) -> dict[str, str]:
 
 
 def shard_of(obj: Mapping[str, Any]) -> str | None:
-    """The shard a GitRepository or Sync belongs to (None: the unsharded operator's)."""
+    """The shard a GitRepository, Sync or Preview belongs to (None: the unsharded operator's)."""
     return ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_SHARD) or None
 
 

@@ -47,11 +47,13 @@ class RepositoryLoop(loops.ObjectLoop):
         try:
             spec = api.GitRepositorySpec.parse(body.get("spec") or {})
         except ValueError as e:
-            await self.write_status(body, conditions.Outcome.failure(api.FETCH_FAILED, str(e), stalled=True), None)
+            failed = conditions.Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)
+            await self.write_status(body, failed, None, requested=requested)
             self.next_due = now + 3600
             return 3600
         if spec.suspend:
-            await self.write_status(body, conditions.Outcome.failure(api.SUSPENDED, "polling is suspended"), None)
+            suspended = conditions.Outcome.failure(api.SUSPENDED, "polling is suspended")
+            await self.write_status(body, suspended, None, requested=requested)
             self.next_due = now + spec.interval
             return spec.interval
         self.track_url(spec.url)

@@ -131,6 +131,12 @@ class Rendered:
     documents: str  # as JSON: each reconcile gets fresh copies
 
 
+class ArtifactError(documents.RenderError):
+    """The source's commit cannot be read from the git cache of this host."""
+
+    reason = api.ARTIFACT_FAILED
+
+
 class SyncLoop(loops.ObjectLoop):
     """The reconciler of one Sync; call it to take one turn."""
 
@@ -168,10 +174,13 @@ class SyncLoop(loops.ObjectLoop):
         meta = body.get("metadata", {})
         if meta.get("deletionTimestamp"):
             return await self.finalize(body)
+        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
         try:
             spec = api.SyncSpec.parse(body.get("spec") or {})
         except ValueError as e:
-            await self.finish(body, Result(Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)))
+            await self.finish(
+                body, Result(Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)), requested=requested
+            )
             return 3600.0
         if (api.FINALIZER in (meta.get("finalizers") or [])) != spec.prune and meta.get("resourceVersion") != (
             self.finalizer_written  # else this body predates our own write of the finalizer
@@ -180,7 +189,6 @@ class SyncLoop(loops.ObjectLoop):
         source_key: bus.Key = ("GitRepository", spec.source_namespace or self.namespace, spec.source_name)
         self.services.bus.listen(self.key, source_key)
         artifact = self.services.bus.artifact(source_key)
-        requested = (meta.get("annotations") or {}).get(api.ANNOTATION_REQUESTED_AT)
         seen = (meta.get("generation"), requested, artifact)
         now = time.monotonic()
         drifted = self.services.bus.take_request(self.key)  # the live cache saw a change
@@ -494,7 +502,7 @@ class SyncLoop(loops.ObjectLoop):
         try:
             docs = await self.render(artifact, spec)
         except (pygit2.GitError, OSError, KeyError) as e:  # the cache on this host (a commit gone from it too)
-            raise documents.RenderError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
+            raise ArtifactError(f"cannot read commit {artifact.commit} from the git cache: {e}") from None
         turn.objects = len(docs)
         if not docs:
             where = f"under {spec.path!r} at {turn.revision}"
