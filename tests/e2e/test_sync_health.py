@@ -166,3 +166,25 @@ def test_health_checks_name_objects_the_sync_does_not_apply(
     cluster.api("PATCH", db, patch, content_type="application/strategic-merge-patch+json")
     sync = wait_applied(cluster, namespace, commit, timeout=30)
     assert sync["status"]["health"]["status"] == "Current"
+
+
+def test_a_health_check_of_an_object_not_there_yet_is_in_progress_until_it_comes(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    commit = source.push({"cm.yaml": m.configmap("settings")})
+    checks = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "made-by-hand"}]
+    create_sync(cluster, namespace, wait=True, timeout="5m", healthChecks=checks)
+
+    def waiting() -> dict[str, Any]:
+        reported = health(cluster, namespace)
+        assert reported.get("status") == "InProgress", reported  # the API's four statuses, not kstatus's NotFound
+        assert reported["unhealthy"] == [
+            {"id": f"{namespace}_made-by-hand__ConfigMap", "status": "InProgress", "message": "not found"}
+        ]
+        return reported
+
+    wait.until(waiting, timeout=20, what="the Sync to wait for made-by-hand")
+    cluster.kubectl("create", "configmap", "made-by-hand", "-n", namespace)
+    sync = wait_applied(cluster, namespace, commit, timeout=30)
+    assert sync["status"]["health"] == {"status": "Current", "unhealthy": []}

@@ -31,10 +31,10 @@ DRY_RUNS_SKIPPED = Counter(
 )
 SYNC_HEALTH = Gauge(
     "pullsync_sync_health",
-    "1 for the kstatus health of a Sync's applied objects (Current, InProgress, Failed, ...), by Sync",
+    "1 for the kstatus health of a Sync's applied objects (Current, InProgress, Failed, Unknown), by Sync",
     ["namespace", "name", "status"],
 )
-HEALTH_STATUSES = ("Current", "InProgress", "Failed", "Terminating", "NotFound", "Unknown")
+HEALTH_STATUSES = ("Current", "InProgress", "Failed", "Unknown")
 
 
 def set_sync_health(namespace: str, name: str, status: str | None) -> None:

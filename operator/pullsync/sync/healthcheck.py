@@ -72,9 +72,19 @@ async def check(
             found.append((ref_id, kstatus.Health(kstatus.UNKNOWN, f"the API server does not serve {ref.api_version}")))
             continue
         found.append((ref_id, kstatus.of(await client.get(resource, ref_namespace, ref.name))))
+    found = [(i, _as_api(h)) for i, h in found]
     unhealthy = [(i, h.status, h.message) for i, h in found if h.status != kstatus.CURRENT]
     unhealthy.sort(key=lambda u: kstatus.rank(u[1]))
     return Report(kstatus.worst(h for _, h in found), tuple(unhealthy))
+
+
+def _as_api(health: kstatus.Health) -> kstatus.Health:
+    """`health` in the four statuses of a Sync's status (api.md: Current, InProgress,
+    Failed, Unknown): an object being deleted or not there (yet) is waited for, InProgress,
+    and its message says which."""
+    if health.status in (kstatus.TERMINATING, kstatus.NOT_FOUND):
+        return kstatus.Health(kstatus.IN_PROGRESS, health.message or health.status)
+    return health
 
 
 def _fresher(cached: Any, written: dict[str, Any] | None) -> Any:
