@@ -1,7 +1,9 @@
 """The git server away for several GitRepository intervals: the GitRepository says why
 (Ready=False, FetchFailed, the cause), the Sync keeps correcting drift at the last
-applied revision meanwhile, and once the server is back (same port, same repositories)
-the GitRepository is Ready again and the commit pushed during the outage applies."""
+applied revision meanwhile; an operator restarted then (a fresh cache) says the Sync's
+source cannot be fetched and leaves the objects alone; once the server is back (same
+port, same repositories) the GitRepository is Ready again and the commit pushed during
+the outage applies."""
 
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,19 @@ def test_git_server_down_for_several_intervals_then_back(
         assert sync["status"]["lastAppliedRevision"].endswith(first)
         assert ids(sync) == expected_ids(namespace, files)
         assert condition(gitrepository(cluster, namespace))["reason"] == "FetchFailed"
+
+        # The operator restarts while git is away: its fresh cache lacks the applied commit.
+        operator.stop()
+        operator = operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
+
+        def waiting_for_source() -> dict[str, Any]:
+            ready = condition(get_sync(cluster, namespace))
+            assert (ready.get("status"), ready.get("reason")) == ("False", "SourceNotReady"), ready
+            return ready
+
+        ready = wait.until(waiting_for_source, timeout=20, what="the Sync to say its source cannot be fetched")
+        assert "connection refused" in ready["message"].lower(), ready["message"]
+        assert configmap_data(cluster, namespace) == git_configmap_data(files)  # nothing pruned or changed
 
         server = HttpGitServer(root, port=server.port)  # back, on the same port, with the same repositories
 

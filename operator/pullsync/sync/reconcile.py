@@ -412,7 +412,10 @@ class SyncLoop(loops.ObjectLoop):
             )
             return Result(Outcome.failure(api.SOURCE_NOT_READY, message))
         elif (repo.get("status") or {}).get("artifact"):
-            return None  # it has a revision that this process has not fetched yet
+            why = self.services.bus.failure(source_key) or ""
+            if not why:
+                return None  # it has a revision that this process has not fetched yet
+            message = f"GitRepository {source_key[1]}/{source_key[2]}: this operator cannot fetch its revision: {why}"
         else:
             why = self.services.bus.failure(source_key) or ""  # fresher than a watched status
             if not why:
