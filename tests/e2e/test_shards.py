@@ -3,6 +3,8 @@ each with its own Lease; each GitRepository and Sync is reconciled by exactly on
 them, and relabelling a Sync (with its GitRepository) hands it over: the new shard takes
 it at once and writes nothing that was already applied."""
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from support import manifests as m
 from support import wait
 from support.cluster import AuditLog, Cluster, condition, gitrepo_path, sync_path
 from support.git import HttpGitServer
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, post_webhook
 from support.sync import request, wait_applied
 
 SHARDS = (None, "a", "b")
@@ -118,3 +120,24 @@ def test_a_sync_whose_source_is_in_another_shard_says_so(
         return message
 
     assert "pullsync.dev/shard" in wait.until(said, timeout=30, what="the shard mismatch said")
+
+
+def test_a_webhook_is_accepted_only_by_the_shard_of_its_repository(
+    cluster: Cluster, operators: dict[str | None, OperatorProcess], namespace: str, git_http: HttpGitServer
+) -> None:
+    repo_name = f"shards-{secrets.token_hex(3)}"
+    git_http.repo(repo_name).commit({"hooked/cm.yaml": m.configmap("hooked")})
+    cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
+    cluster.secret(namespace, "hook", {"token": "hook-token"})
+    create(cluster, namespace, "hooked", "a", git_http.url(repo_name))
+    patch = {"spec": {"webhookSecretRef": {"name": "hook"}}}
+    cluster.api("PATCH", gitrepo_path(namespace, "hooked"), patch, content_type="application/merge-patch+json")
+    body = b'{"ref": "refs/heads/main"}'
+    headers = {"X-Signature": "sha256=" + hmac.new(b"hook-token", body, hashlib.sha256).hexdigest()}
+    for process in operators.values():
+        process.wait_ready()  # leaders serve webhooks
+
+    assert post_webhook(operators[None].webhook_port, f"/hooks/{namespace}/hooked", body, headers) == 404
+    assert post_webhook(operators["b"].webhook_port, f"/hooks/{namespace}/hooked", body, headers) == 404
+    assert post_webhook(operators["a"].webhook_port, f"/hooks/{namespace}/hooked", body, headers) == 202
+    assert "is in shard a" in operators[None].output()

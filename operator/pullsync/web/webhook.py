@@ -90,6 +90,12 @@ def app(services: Services, limiter: RateLimiter | None = None) -> web.Applicati
         if not signature_valid(request.headers, body, base64.b64decode(token_b64)):
             log.warning("webhook %s/%s: rejected a call with a bad or missing signature", namespace, name)
             return web.Response(status=401, text="invalid signature\n")
+        shard = api.shard_of(repo or {})
+        if shard != services.config.shard:  # another operator polls it: say where the call belongs
+            where = f"shard {shard}" if shard else "no shard"
+            log.warning("webhook %s/%s: refused, the GitRepository is in %s", namespace, name, where)
+            return web.Response(status=404, text=f"GitRepository {namespace}/{name} is in {where}: "
+                                "send its webhooks to that operator's Service\n")  # fmt: skip
         services.bus.wake(("GitRepository", namespace, name), request=True)
         log.info("webhook %s/%s: accepted, polling now", namespace, name)
         return web.Response(status=202, text="accepted\n")
