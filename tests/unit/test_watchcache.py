@@ -9,6 +9,7 @@ from pullsync import kube
 from pullsync.kube import fingerprint, watchcache
 
 CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
+SECRETS = kube.SECRETS
 
 
 class Listing:
@@ -17,9 +18,11 @@ class Listing:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         self.lists = 0
+        self.selectors: list[str | None] = []
 
     async def list(self, resource: kube.Resource, namespace: str | None, *, selector: str | None) -> dict[str, Any]:
         self.lists += 1
+        self.selectors.append(selector)
         return {"metadata": {"resourceVersion": "7"}, "items": self.items}
 
     @contextlib.asynccontextmanager
@@ -51,3 +54,27 @@ def test_a_relist_wakes_the_syncs_whose_objects_changed_or_vanished() -> None:
     assert client.lists == 1
     assert sorted(woken) == [("n", "b"), ("n", "c")]
     assert cache.get(CONFIGMAPS, "n", "same")["kind"] == "ConfigMap"  # listed items get their kind
+
+
+def secret(name: str, value: str, *, managed: bool) -> dict[str, Any]:
+    labels = {"pullsync.dev/name": "s"} if managed else {}
+    return {"metadata": {"name": name, "namespace": "n", "labels": labels}, "data": {"v": value}}
+
+
+def test_managed_secrets_are_watched_apart_from_the_git_credentials_of_a_cluster_wide_operator() -> None:
+    woken: list[tuple[str, str]] = []
+    client = Listing([secret("git", "token", managed=False), secret("app", "2", managed=True)])
+    cache = watchcache.LiveCache(client, lambda ns, name: woken.append((ns, name)))  # type: ignore[arg-type]
+    applied = {"apiVersion": "v1", "kind": "Secret", **secret("app", "1", managed=True)}
+    cache.note(SECRETS, applied, fingerprint.of(applied), ("n", "s"))
+
+    async def credentials_first_then_managed() -> None:
+        assert cache.secret("n", "git", scope=None) is watchcache.UNKNOWN  # a GitRepository asks: its watch starts
+        await cache.wait_synced([SECRETS], timeout=5)  # a Sync's: the managed Secrets' own watch
+        await cache.close()
+
+    asyncio.run(credentials_first_then_managed())
+    assert client.lists == 2
+    assert sorted(client.selectors, key=str) == [None, "pullsync.dev/name"]
+    assert cache.get(SECRETS, "n", "app")["data"] == {"v": "2"}  # the managed Secret is cached
+    assert woken == [("n", "s")]  # and its change by hand is drift

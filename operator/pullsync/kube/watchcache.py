@@ -49,6 +49,12 @@ def _rid(resource: kube.Resource, namespace: str | None = None) -> str:
     return f"{resource.api_version}/{resource.plural}" + (f" in {namespace}" if namespace else "")
 
 
+def _credentials_rid(scope: str | None) -> str:
+    """The name of the watch of the Secrets GitRepositories read over `scope`: apart from the
+    watch of managed Secrets (another selector, other objects kept) even cluster-wide."""
+    return "credentials " + _rid(kube.SECRETS, scope)
+
+
 def _names(obj: dict[str, Any]) -> tuple[str | None, str]:
     meta = obj.get("metadata") or {}
     return meta.get("namespace"), meta.get("name", "")
@@ -98,8 +104,8 @@ class LiveCache:
         back since its CRD was deleted)."""
         self._start(resource, None, None if resource == NAMESPACES else self.selector)
 
-    def _start(self, resource: kube.Resource, namespace: str | None, selector: str | None) -> None:
-        rid = _rid(resource, namespace)
+    def _start(self, resource: kube.Resource, namespace: str | None, selector: str | None, rid: str = "") -> None:
+        rid = rid or _rid(resource, namespace)
         if rid not in self._tasks or rid in self._gone:
             self._gone.discard(rid)
             log.debug("watching %s", rid)
@@ -131,12 +137,12 @@ class LiveCache:
         it does not exist; UNKNOWN until that watch has listed, and for a Secret first asked
         for since (the caller reads it and hands it over with `known_secret`)."""
         key = key_of(kube.SECRETS, namespace, name)
-        rid = _rid(kube.SECRETS, scope)
+        rid = _credentials_rid(scope)
         if key not in self._wanted:
             self._wanted.add(key)
             self._pending.add((rid, key))
         self._keep.setdefault(rid, lambda obj: key_of(kube.SECRETS, *_names(obj)) in self._wanted)
-        self._start(kube.SECRETS, scope, None)
+        self._start(kube.SECRETS, scope, None, rid)
         if rid not in self._synced or (rid, key) in self._pending:
             return UNKNOWN
         return self._objects[rid].get(key)
@@ -144,7 +150,7 @@ class LiveCache:
     def known_secret(self, namespace: str, name: str, secret: dict[str, Any] | None, *, scope: str | None) -> None:
         """What the caller read of a Secret `secret` said was UNKNOWN; the watch keeps it current."""
         key = key_of(kube.SECRETS, namespace, name)
-        rid = _rid(kube.SECRETS, scope)
+        rid = _credentials_rid(scope)
         if rid in self._synced and (rid, key) in self._pending:
             self._pending.discard((rid, key))
             if secret is not None:
