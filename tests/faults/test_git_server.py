@@ -104,3 +104,36 @@ def test_git_server_down_for_several_intervals_then_back(
         assert "Traceback" not in operator.output()
     finally:
         server.stop()
+
+
+def test_a_sync_of_a_source_suspended_before_a_restart_says_why_it_waits(
+    cluster: Cluster, namespace: str, identity: tuple[Path, str], operators: Operators, tmp_path: Path
+) -> None:
+    server = HttpGitServer(tmp_path / "git")
+    try:
+        source = Source(cluster, namespace, server, interval="2s")
+        files = revision(3)
+        first = source.push(files)
+        create_sync(cluster, namespace)
+        operator = operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
+        wait_applied(cluster, namespace, first, timeout=30)
+        suspend = {"spec": {"suspend": True}}
+        cluster.api("PATCH", gitrepo_path(namespace, "app"), suspend, content_type="application/merge-patch+json")
+        wait.until(lambda: condition(gitrepository(cluster, namespace)).get("reason") == "Suspended", what="suspended")
+
+        operator.stop()  # the new process's git cache is empty, and a suspended source fetches nothing
+        operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
+
+        def waiting() -> dict[str, Any]:
+            ready = condition(get_sync(cluster, namespace))
+            assert (ready.get("status"), ready.get("reason")) == ("False", "SourceNotReady"), ready
+            return ready
+
+        message = wait.until(waiting, timeout=20, what="the Sync to say why it waits")["message"]
+        assert "suspended, and not fetched since this operator started: resume it" in message, message
+        assert configmap_data(cluster, namespace) == git_configmap_data(files)  # nothing pruned
+        resume = {"spec": {"suspend": False}}
+        cluster.api("PATCH", gitrepo_path(namespace, "app"), resume, content_type="application/merge-patch+json")
+        wait_applied(cluster, namespace, first, timeout=30)
+    finally:
+        server.stop()

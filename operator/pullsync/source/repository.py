@@ -54,6 +54,11 @@ class RepositoryLoop(loops.ObjectLoop):
         if spec.suspend:
             suspended = conditions.Outcome.failure(api.SUSPENDED, "polling is suspended")
             await self.write_status(body, suspended, None, requested=requested)
+            if self.services.bus.artifact(self.key) is None and self.status(body).get("artifact"):
+                # Its Syncs keep the artifact published before; a process started since has
+                # none (its git cache starts empty) and fetches nothing: they say why they wait.
+                why = "suspended, and not fetched since this operator started: resume it to fetch its revision"
+                self.services.bus.fetch_failed(self.key, why)
             self.next_due = now + spec.interval
             return spec.interval
         self.track_url(spec.url)
