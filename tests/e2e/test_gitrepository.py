@@ -234,6 +234,20 @@ def test_failures_say_what_went_wrong_without_leaking_credentials(
         assert secret not in everything
 
 
+def test_a_fixed_password_is_tried_at_once_not_at_the_next_retry(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, commit = make_repo(git_http)
+    spec = http_spec(cluster, namespace, git_http, name)  # interval 1h
+    cluster.secret(namespace, PASSWORD_SECRET, {"username": git_http.username, "password": "WRONG-pa55word-xyz"})
+    create_gitrepo(cluster, namespace, spec)
+    wait_failed(cluster, namespace, "authentication failed")
+    tried = git_http.listings(name)
+    wait.until(lambda: git_http.listings(name) >= tried + LISTINGS_PER_POLL, timeout=15, what="a retry (4 s on)")
+    cluster.secret(namespace, PASSWORD_SECRET, {"username": git_http.username, "password": git_http.password})
+    wait_commit(cluster, namespace, commit, timeout=5)  # the next retry was 8 s away
+
+
 def test_the_last_good_artifact_stays_when_the_remote_fails(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:

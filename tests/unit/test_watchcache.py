@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pullsync import kube
 from pullsync.kube import fingerprint, watchcache
+from pullsync.runtime import bus
 
 CONFIGMAPS = kube.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = kube.SECRETS
@@ -78,3 +80,34 @@ def test_managed_secrets_are_watched_apart_from_the_git_credentials_of_a_cluster
     assert sorted(client.selectors, key=str) == [None, "pullsync.dev/name"]
     assert cache.get(SECRETS, "n", "app")["data"] == {"v": "2"}  # the managed Secret is cached
     assert woken == [("n", "s")]  # and its change by hand is drift
+
+
+class Changing(Listing):
+    """A LIST of `items`, then a watch that says the first of them was modified."""
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, *, params: dict[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+        async def one_change() -> AsyncIterator[bytes]:
+            changed = {**self.items[0], "data": {"v": "fixed"}}
+            yield json.dumps({"type": "MODIFIED", "object": changed}).encode()
+            await asyncio.Event().wait()
+
+        yield one_change()
+
+
+def test_a_changed_git_secret_asks_the_gitrepositories_of_its_namespace_to_poll_now() -> None:
+    signals = bus.Bus()
+    for key in (("GitRepository", "n", "app"), ("GitRepository", "other", "app"), ("Sync", "n", "app")):
+        signals.waker(key)
+    client = Changing([secret("git", "wrong", managed=False)])
+    cache = watchcache.LiveCache(client, lambda ns, name: None, on_secret=signals.wake_sources)  # type: ignore[arg-type]
+
+    async def read_then_close() -> None:
+        cache.secret("n", "git", scope=None)
+        await asyncio.wait_for(signals.waker(("GitRepository", "n", "app")).wait(), 5)
+        await cache.close()
+
+    asyncio.run(read_then_close())
+    assert signals.take_request(("GitRepository", "n", "app"))  # polls now, not at its next retry
+    assert not signals.take_request(("GitRepository", "other", "app"))
+    assert not signals.take_request(("Sync", "n", "app"))

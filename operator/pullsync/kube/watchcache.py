@@ -49,10 +49,13 @@ def _rid(resource: kube.Resource, namespace: str | None = None) -> str:
     return f"{resource.api_version}/{resource.plural}" + (f" in {namespace}" if namespace else "")
 
 
+CREDENTIALS = "credentials "
+
+
 def _credentials_rid(scope: str | None) -> str:
     """The name of the watch of the Secrets GitRepositories read over `scope`: apart from the
     watch of managed Secrets (another selector, other objects kept) even cluster-wide."""
-    return "credentials " + _rid(kube.SECRETS, scope)
+    return CREDENTIALS + _rid(kube.SECRETS, scope)
 
 
 def _names(obj: dict[str, Any]) -> tuple[str | None, str]:
@@ -83,6 +86,7 @@ class LiveCache:
         client: kube.Client,
         on_drift: Callable[[str, str], object],
         on_status: Callable[[str, str], object] = lambda namespace, name: None,
+        on_secret: Callable[[str], object] = lambda namespace: None,
         *,
         selector: str = api.LABEL_NAME,
     ) -> None:
@@ -90,6 +94,7 @@ class LiveCache:
         self.selector = selector  # the managed objects' label selector (`owned_selector`)
         self.on_drift = on_drift
         self.on_status = on_status
+        self.on_secret = on_secret  # a Secret that GitRepositories read changed, in this namespace
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -253,6 +258,8 @@ class LiveCache:
             self._objects[rid].pop(key, None)
         else:
             self._objects[rid][key] = slim(obj)
+        if rid.startswith(CREDENTIALS):
+            self.on_secret(meta.get("namespace") or "")
         noted = self._noted.get(key)
         if noted is not None and (kind == "DELETED" or noted[0] != fingerprint.of(obj)):
             del self._noted[key]

@@ -129,6 +129,12 @@ class Bus:
         """Whether `key` is Ready at its current revision; None if no loop has said."""
         return self._ready.get(key)
 
+    def wake_sources(self, namespace: str) -> None:
+        """Ask every GitRepository loop of `namespace` to poll now: a Secret that one of them
+        reads changed (a fixed password is tried at once, not at the next retry)."""
+        for key in [k for k in self._wakers if k[0] == "GitRepository" and k[1] == namespace]:
+            self.wake(key, request=True)
+
     def _wake_listeners(self, source: Key, *, request: bool = False) -> None:
         for listener in self._listeners.get(source, ()):
             self.wake(listener, request=request)

@@ -64,7 +64,9 @@ class Services:
 
         _, namespaces = config.kopf_scope(cfg.namespaces)
         selector = watchcache.owned_selector(namespaces)
-        live = watchcache.LiveCache(client, on_drift=wake, on_status=on_status, selector=selector)
+        live = watchcache.LiveCache(
+            client, on_drift=wake, on_status=on_status, on_secret=signals.wake_sources, selector=selector
+        )
         live.ensure(watchcache.NAMESPACES)
         return cls(
             config=cfg,

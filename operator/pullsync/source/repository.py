@@ -189,7 +189,8 @@ async def credentials(services: Services, namespace: str, secret_name: str | Non
     """The git credentials of the Secret `secret_name` (spec.secretRef), or None without one.
 
     Read from a watch of Secrets: a quiet poll makes no API request, and a changed Secret
-    is used from the next poll on. Without the rights to watch, a GET each poll."""
+    makes the GitRepositories of its namespace poll at once (`Bus.wake_sources`). Without
+    the rights to watch, a GET each poll."""
     if not secret_name:
         return None
     secret = await read_secret(services, namespace, secret_name, field="spec.secretRef", error=GitFailure)
