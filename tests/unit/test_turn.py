@@ -58,3 +58,12 @@ def test_writes_are_named_in_apply_order_not_in_order_of_completion() -> None:
 def test_only_the_api_servers_state_is_a_transient_failure(status: int, transient: bool) -> None:
     error = kube.ApiError(status, {"message": "x"}, verb="patch", path="/x")
     assert kube.transient(error) is transient
+
+
+def test_the_healthy_condition_read_back_from_status_names_objects_as_people_do() -> None:
+    health = {"status": "InProgress", "unhealthy": [
+        {"id": "team_web_apps_Deployment", "status": "InProgress", "message": "0 of 2 replicas available"}
+    ]}  # fmt: skip
+    ((kind, truth, reason, message),) = reconcile.healthy_condition(health, None)
+    assert (kind, truth, reason) == ("Healthy", "Unknown", "InProgress")
+    assert message == "Deployment/team/web: 0 of 2 replicas available"

@@ -13,6 +13,7 @@ in the reverse order: custom resources before their CRD, Namespaces last.
 import asyncio
 import dataclasses
 import functools
+import logging
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from pullsync.runtime import metrics
 from pullsync.sync import inventory
 from pullsync.sync.plan import CRD, Planned, bounded, describe_failure, rank, waves
 
+log = logging.getLogger("pullsync.sync")
 CRDS = kube.Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 
 
@@ -184,6 +186,8 @@ async def _prune_one(
     if live is None:
         return False
     if not prunable(live, labels):
+        why = "it carries pullsync.dev/prune: disabled" if api.is_disabled(live, api.ANNOTATION_PRUNE) else "not ours"
+        log.info("not pruning %s: %s (it leaves the inventory)", entry.describe(), why)
         return False
     if cache is not None:
         cache.forget(resource, entry.namespace or None, entry.name)

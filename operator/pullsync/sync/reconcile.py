@@ -753,7 +753,10 @@ def healthy_condition(
     if report is not None:
         message = report.describe() if report.unhealthy else "every applied object is Current"
     else:
-        message = "; ".join(f"{u.get('id')}: {u.get('message')}" for u in (health.get("unhealthy") or [])[:5])
+        message = "; ".join(
+            f"{inventory.Entry(str(u.get('id')), '').describe()}: {u.get('message')}"
+            for u in (health.get("unhealthy") or [])[:5]
+        )
     return ((api.HEALTHY, truth, status, message or status),)
 
 
