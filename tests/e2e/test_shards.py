@@ -71,6 +71,14 @@ def create(cluster: Cluster, namespace: str, name: str, shard: str | None, url: 
     )
 
 
+def create_one(cluster: Cluster, namespace: str, git_http: HttpGitServer, name: str, shard: str | None) -> None:
+    """A repository of one ConfigMap under `name/`, and its GitRepository and Sync of `shard`."""
+    repo_name = f"shards-{secrets.token_hex(3)}"
+    git_http.repo(repo_name).commit({f"{name}/cm.yaml": m.configmap(name)})
+    cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
+    create(cluster, namespace, name, shard, git_http.url(repo_name))
+
+
 def applied_by(operators: dict[str | None, OperatorProcess], namespace: str, name: str, commit: str) -> set[str | None]:
     line = f"Sync {namespace}/{name}: Applied revision: main@sha1:{commit}"
     return {shard for shard, process in operators.items() if line in process.output()}
@@ -107,10 +115,7 @@ def test_each_object_has_exactly_one_shard_and_relabelling_hands_it_over(
 def test_a_sync_whose_source_is_in_another_shard_says_so(
     cluster: Cluster, operators: dict[str | None, OperatorProcess], namespace: str, git_http: HttpGitServer
 ) -> None:
-    repo_name = f"shards-{secrets.token_hex(3)}"
-    git_http.repo(repo_name).commit({"mixed/cm.yaml": m.configmap("mixed")})
-    cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
-    create(cluster, namespace, "mixed", "a", git_http.url(repo_name))
+    create_one(cluster, namespace, git_http, "mixed", "a")
     patch = {"metadata": labelled("b")}
     cluster.api("PATCH", gitrepo_path(namespace, "mixed"), patch, content_type="application/merge-patch+json")
 
@@ -125,11 +130,8 @@ def test_a_sync_whose_source_is_in_another_shard_says_so(
 def test_a_webhook_is_accepted_only_by_the_shard_of_its_repository(
     cluster: Cluster, operators: dict[str | None, OperatorProcess], namespace: str, git_http: HttpGitServer
 ) -> None:
-    repo_name = f"shards-{secrets.token_hex(3)}"
-    git_http.repo(repo_name).commit({"hooked/cm.yaml": m.configmap("hooked")})
-    cluster.secret(namespace, "git", {"username": git_http.username, "password": git_http.password})
+    create_one(cluster, namespace, git_http, "hooked", "a")
     cluster.secret(namespace, "hook", {"token": "hook-token"})
-    create(cluster, namespace, "hooked", "a", git_http.url(repo_name))
     patch = {"spec": {"webhookSecretRef": {"name": "hook"}}}
     cluster.api("PATCH", gitrepo_path(namespace, "hooked"), patch, content_type="application/merge-patch+json")
     body = b'{"ref": "refs/heads/main"}'

@@ -12,11 +12,28 @@ from support import wait
 from support.cluster import Cluster, condition, gitrepo_path
 from support.faults import LOCAL_GIT, Operators, configmap_data, expected_ids, git_configmap_data, revision
 from support.git import HttpGitServer
+from support.operator import OperatorProcess
 from support.sync import Source, create_sync, get_sync, ids, wait_applied
 
 
 def gitrepository(cluster: Cluster, namespace: str) -> dict[str, Any]:
     return cluster.get(gitrepo_path(namespace, "app")) or {}
+
+
+def applied(
+    cluster: Cluster,
+    namespace: str,
+    source: Source,
+    files: dict[str, str | None],
+    identity: tuple[Path, str],
+    operators: Operators,
+) -> tuple[str, OperatorProcess]:
+    """`files` pushed, a Sync of them, an operator for `namespace`: the commit once applied, and the operator."""
+    first = source.push(files)
+    create_sync(cluster, namespace)
+    operator = operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
+    wait_applied(cluster, namespace, first, timeout=30)
+    return first, operator
 
 
 def test_git_server_down_for_several_intervals_then_back(
@@ -26,12 +43,8 @@ def test_git_server_down_for_several_intervals_then_back(
     root.mkdir()
     server = HttpGitServer(root)
     try:
-        source = Source(cluster, namespace, server, interval="2s")
-        files = revision(30)
-        first = source.push(files)
-        create_sync(cluster, namespace)
-        operator = operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
-        wait_applied(cluster, namespace, first, timeout=30)
+        source, files = Source(cluster, namespace, server, interval="2s"), revision(30)
+        first, operator = applied(cluster, namespace, source, files, identity, operators)
         wait.until(lambda: condition(gitrepository(cluster, namespace))["status"] == "True", what="the source Ready")
 
         server.stop()  # the git server goes away
@@ -111,12 +124,8 @@ def test_a_sync_of_a_source_suspended_before_a_restart_says_why_it_waits(
 ) -> None:
     server = HttpGitServer(tmp_path / "git")
     try:
-        source = Source(cluster, namespace, server, interval="2s")
-        files = revision(3)
-        first = source.push(files)
-        create_sync(cluster, namespace)
-        operator = operators.start(identity[0], "--namespace", namespace, *LOCAL_GIT)
-        wait_applied(cluster, namespace, first, timeout=30)
+        source, files = Source(cluster, namespace, server, interval="2s"), revision(3)
+        first, operator = applied(cluster, namespace, source, files, identity, operators)
         suspend = {"spec": {"suspend": True}}
         cluster.api("PATCH", gitrepo_path(namespace, "app"), suspend, content_type="application/merge-patch+json")
         wait.until(lambda: condition(gitrepository(cluster, namespace)).get("reason") == "Suspended", what="suspended")
