@@ -10,9 +10,11 @@ free ports): stopping it never disturbs the shared one the other tests use.
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 
+import pullsync
 from support import manifests as m
 from support import wait
 from support.cluster import ROOT, Cluster, token_kubeconfig
@@ -571,3 +574,17 @@ class Versions:
                             self.seen.append(obj)
             except (OSError, ValueError):
                 self._stop.wait(0.2)  # the API server is away: try again soon
+
+
+def pullsync_tracebacks(log: str) -> list[str]:
+    """The tracebacks in an operator's log that pass through pullsync's own code: bugs. Kopf's
+    own (an API server that is starting answers 404 for a moment, Kopf stops, and the
+    process starts it again) are not pullsync's."""
+    package = str(Path(pullsync.__file__).parent)
+    found = []
+    for block in log.split("Traceback (most recent call last):")[1:]:
+        lines = itertools.takewhile(lambda line: not re.match(r"\d{4}-\d\d-\d\d ", line), block.splitlines())
+        frames = "\n".join(lines)
+        if f'File "{package}/' in frames:
+            found.append(frames)
+    return found

@@ -223,12 +223,13 @@ async def _run(cfg: config.Config) -> int:
                     stop_flag=election.lost if election else None,
                 )
                 return 1 if election and election.lost.is_set() else 0
-            except Exception:  # Kopf stops on any watch error: say a 404 from an API server still starting
+            except Exception as e:  # Kopf stops on any watch error: say a 404 from an API server still starting
                 if election is not None and election.lost.is_set():
                     return 1
                 failures = 1 if time.monotonic() - started > RESTART_RESET else failures + 1
                 delay = min(RESTART_MAX_DELAY, 2.0**failures)
-                log.exception("Kopf stopped on an error (cleaned up); starting it again in %.0fs", delay)
+                # Kopf has logged the traceback of what stopped it: the error is enough here.
+                log.error("Kopf stopped on an error (cleaned up); starting it again in %.0fs: %s", delay, e)
                 ready.clear()
                 if await _signalled(timeout=delay):
                     return 0
