@@ -402,7 +402,7 @@ class SyncLoop(loops.ObjectLoop):
         if repo is None:
             repo = await self.services.client.get(kube.GITREPOSITORIES, source_key[1], source_key[2])
         self.source_waits += 1
-        why = ""
+        why = self.services.bus.failure(source_key) or ""  # fresher than a watched status
         if repo is None:
             message = f"GitRepository {source_key[1]}/{source_key[2]} not found"
         elif api.shard_of(repo) != self.services.config.shard:
@@ -412,12 +412,10 @@ class SyncLoop(loops.ObjectLoop):
             )
             return Result(Outcome.failure(api.SOURCE_NOT_READY, message))
         elif (repo.get("status") or {}).get("artifact"):
-            why = self.services.bus.failure(source_key) or ""
             if not why:
                 return None  # it has a revision that this process has not fetched yet
             message = f"GitRepository {source_key[1]}/{source_key[2]}: this operator cannot fetch its revision: {why}"
         else:
-            why = self.services.bus.failure(source_key) or ""  # fresher than a watched status
             if not why:
                 _, why = conditions.ready_message((repo.get("status") or {}).get("conditions"))
             if not why and self.source_waits == 1:
@@ -753,10 +751,9 @@ def healthy_condition(
     if report is not None:
         message = report.describe() if report.unhealthy else "every applied object is Current"
     else:
-        message = "; ".join(
-            f"{inventory.Entry(str(u.get('id')), '').describe()}: {u.get('message')}"
-            for u in (health.get("unhealthy") or [])[:5]
-        )
+        listed = health.get("unhealthy") or []
+        shown = tuple((str(u.get("id")), str(u.get("status")), str(u.get("message") or "")) for u in listed)
+        message = healthcheck.Report(status, shown).describe()
     return ((api.HEALTHY, truth, status, message or status),)
 
 
