@@ -426,6 +426,23 @@ def test_a_sync_says_at_once_why_the_first_fetch_of_its_source_failed(
     assert [e for e in cluster.events(namespace) if e["reason"] == "SourceNotReady"]
 
 
+def test_a_sync_that_failed_for_a_missing_namespace_applies_as_soon_as_it_is_created(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    later = f"{namespace}-later"
+    commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("settings", namespace=later)})
+    create_sync(cluster, namespace)  # retries an hour after a failure
+    ready = condition(wait_failed(cluster, namespace, commit))
+    assert ready["reason"] == "ValidationFailed"
+    assert f"cm.yaml (document 1): namespace '{later}' of ConfigMap/{later}/settings does not exist" in ready["message"]
+    cluster.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": later}})
+    try:
+        wait_applied(cluster, namespace, commit)  # the Namespace's watch event wakes the Sync
+        assert cluster.get(f"/api/v1/namespaces/{later}/configmaps/settings")
+    finally:
+        cluster.api("DELETE", f"/api/v1/namespaces/{later}")
+
+
 def test_a_sync_created_with_its_source_is_quiet_until_the_first_fetch(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:

@@ -82,24 +82,29 @@ def test_managed_secrets_are_watched_apart_from_the_git_credentials_of_a_cluster
     assert woken == [("n", "s")]  # and its change by hand is drift
 
 
-class Changing(Listing):
-    """A LIST of `items`, then a watch that says the first of them was modified."""
+class Streaming(Listing):
+    """A LIST of `items`, then a watch that sends `events` and stays quiet."""
+
+    def __init__(self, items: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        super().__init__(items)
+        self.events = events
 
     @contextlib.asynccontextmanager
     async def stream(self, path: str, *, params: dict[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
-        async def one_change() -> AsyncIterator[bytes]:
-            changed = {**self.items[0], "data": {"v": "fixed"}}
-            yield json.dumps({"type": "MODIFIED", "object": changed}).encode()
+        async def events() -> AsyncIterator[bytes]:
+            for event in self.events:
+                yield json.dumps(event).encode()
             await asyncio.Event().wait()
 
-        yield one_change()
+        yield events()
 
 
 def test_a_changed_git_secret_asks_the_gitrepositories_of_its_namespace_to_poll_now() -> None:
     signals = bus.Bus()
     for key in (("GitRepository", "n", "app"), ("GitRepository", "other", "app"), ("Sync", "n", "app")):
         signals.waker(key)
-    client = Changing([secret("git", "wrong", managed=False)])
+    wrong = secret("git", "wrong", managed=False)
+    client = Streaming([wrong], [{"type": "MODIFIED", "object": {**wrong, "data": {"v": "fixed"}}}])
     cache = watchcache.LiveCache(client, lambda ns, name: None, on_secret=signals.wake_sources)  # type: ignore[arg-type]
 
     async def read_then_close() -> None:
@@ -111,3 +116,26 @@ def test_a_changed_git_secret_asks_the_gitrepositories_of_its_namespace_to_poll_
     assert signals.take_request(("GitRepository", "n", "app"))  # polls now, not at its next retry
     assert not signals.take_request(("GitRepository", "other", "app"))
     assert not signals.take_request(("Sync", "n", "app"))
+
+
+def test_a_namespace_that_appears_wakes_the_syncs_that_failed_for_lacking_it() -> None:
+    signals = bus.Bus()
+    syncs = {ns: ("Sync", "team", f"wants-{ns}") for ns in ("listed", "added", "absent")}
+    for ns, key in syncs.items():
+        signals.waker(key)
+        signals.await_namespace(ns, key)
+    added = {"type": "ADDED", "object": {"metadata": {"name": "added", "resourceVersion": "8"}}}
+    client = Streaming([{"metadata": {"name": "listed"}}], [added])
+    cache = watchcache.LiveCache(client, lambda ns, name: None, on_namespace=signals.namespace_added)  # type: ignore[arg-type]
+
+    async def watch_then_close() -> None:
+        cache.ensure(watchcache.NAMESPACES)
+        await asyncio.wait_for(signals.waker(syncs["added"]).wait(), 5)
+        await cache.close()
+
+    asyncio.run(watch_then_close())
+    assert signals.take_request(syncs["listed"])  # created while no watch followed: the list tells
+    assert signals.take_request(syncs["added"])
+    assert not signals.take_request(syncs["absent"])
+    signals.namespace_added("added")  # woken once: a Sync that fails again waits again
+    assert not signals.take_request(syncs["added"])

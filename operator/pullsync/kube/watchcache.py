@@ -2,7 +2,8 @@
 
 One watch per kind in use, selecting objects that carry pullsync's owner label (for an
 operator that watches listed namespaces, only those of the Syncs there); plus one on
-Namespaces, whose existence every reconcile checks, and one on Secrets that keeps only
+Namespaces, whose existence every reconcile checks (`on_namespace` tells of each that
+appears, for Syncs that failed for lacking it), and one on Secrets that keeps only
 those GitRepositories read credentials from (cluster-wide, or one per namespace for an
 operator that watches listed namespaces). Each watch lists, then watches
 from the list's resourceVersion with bookmarks, resumes from the last resourceVersion it
@@ -87,6 +88,7 @@ class LiveCache:
         on_drift: Callable[[str, str], object],
         on_status: Callable[[str, str], object] = lambda namespace, name: None,
         on_secret: Callable[[str], object] = lambda namespace: None,
+        on_namespace: Callable[[str], object] = lambda name: None,
         *,
         selector: str = api.LABEL_NAME,
     ) -> None:
@@ -95,6 +97,7 @@ class LiveCache:
         self.on_drift = on_drift
         self.on_status = on_status
         self.on_secret = on_secret  # a Secret that GitRepositories read changed, in this namespace
+        self.on_namespace = on_namespace  # a Namespace exists (listed, or added since)
         self._objects: dict[str, dict[ObjectKey, dict[str, Any]]] = {}  # per resource
         self._synced: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -215,6 +218,9 @@ class LiveCache:
         self._pending = {p for p in self._pending if p[0] != rid}  # what it keeps is known now
         self._synced.add(rid)
         self._compare(rid)
+        if resource == NAMESPACES:  # created while no watch followed them, maybe
+            for key in self._objects[rid]:
+                self.on_namespace(key[2])
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
 
     def _compare(self, rid: str) -> None:
@@ -260,6 +266,8 @@ class LiveCache:
             self._objects[rid][key] = slim(obj)
         if rid.startswith(CREDENTIALS):
             self.on_secret(meta.get("namespace") or "")
+        if resource == NAMESPACES and kind == "ADDED":
+            self.on_namespace(key[2])
         noted = self._noted.get(key)
         if noted is not None and (kind == "DELETED" or noted[0] != fingerprint.of(obj)):
             del self._noted[key]

@@ -42,6 +42,7 @@ class Bus:
         self._listeners: dict[Key, set[Key]] = {}
         self._ready: dict[Key, bool] = {}  # Syncs: Ready at their current revision, as their last turn said
         self._dependencies: dict[Key, tuple[Key, ...]] = {}  # Sync -> the Syncs it depends on
+        self._awaiting: dict[str, set[Key]] = {}  # a missing Namespace -> the Syncs that failed for lacking it
 
     def waker(self, key: Key) -> asyncio.Event:
         """The event that wakes the loop of `key` (created on first use)."""
@@ -74,6 +75,8 @@ class Bus:
             listeners.discard(key)
         self._ready.pop(key, None)
         self._dependencies.pop(key, None)
+        for waiting in self._awaiting.values():
+            waiting.discard(key)
 
     def publish(self, source: Key, artifact: Artifact) -> None:
         """Record the latest artifact of `source` and wake every listener."""
@@ -133,6 +136,16 @@ class Bus:
         """Ask every GitRepository loop of `namespace` to poll now: a Secret that one of them
         reads changed (a fixed password is tried at once, not at the next retry)."""
         for key in [k for k in self._wakers if k[0] == "GitRepository" and k[1] == namespace]:
+            self.wake(key, request=True)
+
+    def await_namespace(self, namespace: str, key: Key) -> None:
+        """`key` failed because `namespace` does not exist: wake it when the Namespace appears."""
+        self._awaiting.setdefault(namespace, set()).add(key)
+
+    def namespace_added(self, namespace: str) -> None:
+        """The Namespace `namespace` exists now: ask the Syncs that waited for it to act now,
+        not at their next retry."""
+        for key in self._awaiting.pop(namespace, ()):
             self.wake(key, request=True)
 
     def _wake_listeners(self, source: Key, *, request: bool = False) -> None:

@@ -65,7 +65,12 @@ class Services:
         _, namespaces = config.kopf_scope(cfg.namespaces)
         selector = watchcache.owned_selector(namespaces)
         live = watchcache.LiveCache(
-            client, on_drift=wake, on_status=on_status, on_secret=signals.wake_sources, selector=selector
+            client,
+            on_drift=wake,
+            on_status=on_status,
+            on_secret=signals.wake_sources,
+            on_namespace=signals.namespace_added,
+            selector=selector,
         )
         live.ensure(watchcache.NAMESPACES)
         return cls(

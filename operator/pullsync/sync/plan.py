@@ -47,11 +47,15 @@ LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 class PlanError(Exception):
     """Validation failed; `reason` is a condition reason (ValidationFailed, AccessDenied, ...);
-    `transient` when only the server's state (no answer, 429, 5xx) made it fail."""
+    `transient` when only the server's state (no answer, 429, 5xx) made it fail;
+    `missing_namespace` when a Namespace that does not exist yet made it fail."""
 
-    def __init__(self, reason: str, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, reason: str, message: str, *, transient: bool = False, missing_namespace: str | None = None
+    ) -> None:
         self.reason = reason
         self.transient = transient
+        self.missing_namespace = missing_namespace
         super().__init__(message)
 
 
@@ -288,6 +292,7 @@ async def _check_namespaces(client: kube.Client, items: list[Item], cache: watch
                     api.VALIDATION_FAILED,
                     f"{item.doc.where}: namespace {namespace!r} of {item.entry.describe()} does not exist "
                     "and is not part of this Sync",
+                    missing_namespace=namespace,
                 )
             item.deferred = item.new_namespace = True
 

@@ -439,6 +439,8 @@ class SyncLoop(loops.ObjectLoop):
         except documents.RenderError as e:
             return turn.failed(e.reason, str(e))
         except (plan.PlanError, apply.ApplyError) as e:
+            if isinstance(e, plan.PlanError) and e.missing_namespace:
+                self.services.bus.await_namespace(e.missing_namespace, self.key)  # try again once it exists
             return turn.failed(e.reason, str(e), transient=e.transient)
         self.remember(planned, turn.writes, cache)
         pruned = await self.prune_stale(turn, client=client, cache=cache, items=items, spec=spec)
