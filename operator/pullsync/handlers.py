@@ -70,7 +70,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ),
     )
     memo.servers = Servers()
-    await memo.servers.start((memo.config.webhook_addr, webhook.app(memo.services)))
+    await memo.servers.start((memo.config.webhook_addr, webhook.for_leader(memo.services)))
     if memo.get("ready") is not None:
         memo.ready.set()  # /readyz: this replica reconciles and receives webhooks
     namespaces = ", ".join(memo.config.namespaces) or "all namespaces"

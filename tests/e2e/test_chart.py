@@ -2,6 +2,8 @@
 with the chart ServiceAccount's own token (so its RBAC is proven, not assumed), namespaced
 mode, and leader election between two operator processes."""
 
+import hashlib
+import hmac
 import secrets
 import signal
 import time
@@ -15,8 +17,8 @@ from support import wait
 from support.cluster import AuditLog, Cluster, condition, sync_path, token_kubeconfig
 from support.git import HttpGitServer
 from support.helm import CHART, helm
-from support.operator import OperatorProcess
-from support.sync import Source, create_sync, grant_configmaps, wait_applied
+from support.operator import OperatorProcess, leader_of, post_webhook
+from support.sync import Source, create_gitrepo, create_sync, grant_configmaps, wait_applied
 
 LOCAL_GIT = ("--allow-insecure-http", "--allow-local-urls")  # the test git server is HTTP on loopback
 
@@ -127,31 +129,32 @@ def elected(app: str) -> tuple[str, ...]:
     )
 
 
-def ready_one(replicas: list[OperatorProcess]) -> int:
-    """The index of the one ready replica (the leader), once exactly one is ready."""
-    ready = wait.until(
-        lambda: sorted(r.probe("/readyz") for r in replicas) == [200, 503] and [r.probe("/readyz") for r in replicas],
-        what="one ready replica",
-    )
-    return ready.index(200)
-
-
 def test_two_replicas_one_reconciles_and_the_other_takes_over(
     cluster: Cluster, git_http: HttpGitServer, apps: list[str], operator_kubeconfig: Path
 ) -> None:
     app = apps[0]
     source = Source(cluster, app, git_http)
     first = source.push({"cm.yaml": m.configmap("cm", "v1")})
+    cluster.secret(app, "hook", {"token": "hook-token"})
+    spec = {"url": source.url, "interval": "1h", "secretRef": {"name": "git"}, "webhookSecretRef": {"name": "hook"}}
+    create_gitrepo(cluster, app, spec)
     create_sync(cluster, app)
     args = elected(app)
     replicas = [OperatorProcess(operator_kubeconfig, *args) for _ in range(2)]
     try:
         wait.until(lambda: lease_holder(cluster, app), what="a leader")
         wait_applied(cluster, app, first)
-        index = ready_one(replicas)
+        index = leader_of(replicas)
         leader, standby = replicas[index], replicas[1 - index]
-        wait.until(lambda: "waiting to become the leader" in standby.output(), what="the standby to campaign")
+        assert "waiting to become the leader" in standby.output()
         assert "Applied revision" not in standby.output()
+        # A webhook call that the Service sends to the standby is relayed: the leader polls.
+        hooked = source.repo.commit({"cm.yaml": m.configmap("cm", "hooked")}, "pushed")
+        body = b'{"ref": "refs/heads/main"}'
+        signed = {"X-Hub-Signature-256": "sha256=" + hmac.new(b"hook-token", body, hashlib.sha256).hexdigest()}
+        assert post_webhook(standby.webhook_port, f"/hooks/{app}/app", body, signed) == 202
+        wait_applied(cluster, app, hooked, timeout=10)  # the interval is 1h
+        assert f"webhook {app}/app: accepted, the leader polls now" in standby.output()
         leader.stop(signal.SIGKILL)  # a crash: the Lease is not released
         killed = time.monotonic()
         second = source.push({"cm.yaml": m.configmap("cm", "v2")})
@@ -221,7 +224,7 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes(
     try:
         wait.until(lambda: lease_holder(cluster, app), what="a leader")
         wait_applied(cluster, app, first)
-        index = ready_one(replicas)
+        index = leader_of(replicas)
         leader, user = replicas[index], identities[index][1]
         frozen_holder = lease_holder(cluster, app)
         leader.process.send_signal(signal.SIGSTOP)

@@ -21,7 +21,7 @@ from support.faults import (
     revision,
 )
 from support.git import HttpGitServer
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, leader_of
 from support.sync import Source, create_sync, ids, wait_applied
 
 # A client-side rate that makes applying 500 objects take seconds (a dry-run and an apply
@@ -128,16 +128,6 @@ def stamp(event: dict[str, Any], field: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(event[field].replace("Z", "+00:00"))
 
 
-def one_ready(replicas: list[OperatorProcess]) -> int:
-    """The index of the one ready replica (the leader), once exactly one is ready."""
-    ready = wait.until(
-        lambda: sorted(r.probe("/readyz") for r in replicas) == [200, 503] and [r.probe("/readyz") for r in replicas],
-        timeout=30,
-        what="one ready replica",
-    )
-    return ready.index(200)
-
-
 def test_the_leader_killed_mid_apply_is_replaced_and_two_replicas_never_write_at_once(
     cluster: Cluster, namespace: str, git_http: HttpGitServer, identity: tuple[Path, str], operators: Operators,
     tmp_path: Path,
@@ -154,7 +144,7 @@ def test_the_leader_killed_mid_apply_is_replaced_and_two_replicas_never_write_at
                "--leader-election-id", lease, "--lease-duration", "4")  # fmt: skip
     replicas = [operators.start(kubeconfig, *elected, *SLOW, *LOCAL_GIT) for kubeconfig, _ in accounts]
     try:
-        leader = one_ready(replicas)
+        leader = leader_of(replicas)
         create_sync(cluster, namespace)
         kill_mid_apply(cluster, namespace, replicas[leader], len(expected))
         killed_at = datetime.datetime.now(datetime.UTC)

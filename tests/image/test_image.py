@@ -199,7 +199,7 @@ def test_the_entrypoint_as_an_arbitrary_uid_syncs_the_demo_and_a_kustomization_a
         health = ports["health"]
         wait.until(lambda: status(health, "/healthz")[0] == 200 or operator.poll() is not None, what="/healthz")
         assert operator.poll() is None, (tmp_path / "operator.log").read_text()
-        wait.until(lambda: status(health, "/readyz")[0] == 200, timeout=60, what="/readyz (leader)")
+        wait.until(lambda: status(health, "/readyz")[0] == 200, timeout=60, what="/readyz")
         create_gitrepo(
             cluster, namespace, {"url": git.url("demo"), "interval": "1m", "secretRef": {"name": "demo-git"}}
         )

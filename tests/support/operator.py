@@ -155,6 +155,19 @@ class OperatorProcess:
             return self.process.wait()
 
 
+def leader_of(replicas: list[OperatorProcess], *, timeout: float = 30) -> int:
+    """The index of the replica that leads, once every replica is Ready (a standby is: it
+    relays webhooks to the leader) and exactly one says it became the leader."""
+
+    def one_leader() -> list[int]:
+        assert [r.probe("/readyz") for r in replicas] == [200] * len(replicas), "a replica is not Ready"
+        leaders = [i for i, r in enumerate(replicas) if "became the leader" in r.output()]
+        assert len(leaders) == 1, f"leaders: {leaders}"
+        return leaders
+
+    return wait.until(one_leader, timeout=timeout, what="one leader and every replica Ready")[0]
+
+
 def post_webhook(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
     """POST to an operator's webhook receiver; the HTTP status."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers=headers)

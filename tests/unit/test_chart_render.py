@@ -95,8 +95,9 @@ def test_cluster_wide_mode_binds_the_managed_rules_cluster_wide() -> None:
 def test_ha_renders_two_replicas_and_a_disruption_budget() -> None:
     objects = render(*MODES["high availability"])
     assert one(objects, "Deployment")["spec"]["replicas"] == 2
-    # Only the Lease holder is Ready: a rolling update would wait for a new pod forever.
-    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    # A standby is Ready: an update starts a new pod before it stops an old one.
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert one(objects, "Deployment")["spec"]["strategy"] == strategy
     assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 

@@ -23,7 +23,7 @@ from pullsync.cli import local
 from pullsync.kube import kubeconfig
 from pullsync.render.documents import Limits
 from pullsync.runtime import config, leader
-from pullsync.web import endpoints
+from pullsync.web import endpoints, webhook
 
 IDENTITY = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"  # this process, for Leases and Kopf
 # asyncio gives each TLS connection a read buffer of this size, allocated and zeroed when
@@ -205,7 +205,7 @@ async def _run(cfg: config.Config) -> int:
     keeper: asyncio.Task[None] | None = None
     try:
         if cfg.leader_elect:
-            election = await _campaign(cfg)
+            election = await _campaign(cfg, ready)
             if election is None:
                 return 0  # stopped while waiting
             keeper = asyncio.create_task(election.keep())
@@ -261,8 +261,10 @@ async def _signalled(waiting: "asyncio.Task[Any] | None" = None, *, timeout: flo
     return stopping.is_set()
 
 
-async def _campaign(cfg: config.Config) -> leader.Election | None:
-    """Wait for the Lease (or a stop signal, then None)."""
+async def _campaign(cfg: config.Config, ready: asyncio.Event) -> leader.Election | None:
+    """Wait for the Lease (or a stop signal, then None). While another holds it, this replica
+    is Ready and relays webhooks to the leader (`webhook.for_standby`); once it leads, it
+    is Ready again when Kopf has started, whose receiver takes over the address."""
     client = await kube.Client.connect(cfg.kubeconfig)
     election = leader.Election(
         client,
@@ -273,8 +275,18 @@ async def _campaign(cfg: config.Config) -> leader.Election | None:
         renew=cfg.lease_duration / 3,
         retry=max(0.5, cfg.lease_duration / 7),
     )
-    acquired = asyncio.create_task(election.acquire())
-    await _signalled(acquired)
+    standby = endpoints.Servers()
+
+    async def stand_by() -> None:
+        await standby.start((cfg.webhook_addr, webhook.for_standby(client, cfg.shard)))
+        ready.set()
+
+    acquired = asyncio.create_task(election.acquire(stand_by))
+    try:
+        await _signalled(acquired)
+    finally:
+        ready.clear()
+        await standby.stop()
     if not acquired.done():
         acquired.cancel()
         await client.close()

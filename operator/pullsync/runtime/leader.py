@@ -14,6 +14,7 @@ released at once. Updates are optimistic (resourceVersion): two candidates never
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pullsync import kube
@@ -56,13 +57,16 @@ class Election:
         """Whether this process may still write: it renewed within the renew deadline."""
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.renew_deadline
 
-    async def acquire(self) -> None:
-        """Return once this process holds the Lease."""
+    async def acquire(self, stand_by: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Return once this process holds the Lease; `stand_by` is awaited once, when the
+        first attempt finds it held by another."""
         announced = False
         while not await self._try():
             if not announced:
                 log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
                 announced = True
+                if stand_by is not None:
+                    await stand_by()
             await asyncio.sleep(self.retry)
         log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
 

@@ -1,7 +1,7 @@
 """The operator's HTTP servers: health (`/healthz`, `/readyz`) and metrics, which run for
-the whole process (a standby replica is alive but not ready), and the webhook receiver,
-which runs while the operator reconciles. Each has its own address (`--health-addr`,
-`--metrics-addr`, `--webhook-addr`).
+the whole process, and the webhook receiver (`webhook`), the leader's while the operator
+reconciles and a standby's while it waits for the Lease. Each has its own address
+(`--health-addr`, `--metrics-addr`, `--webhook-addr`).
 """
 
 import asyncio
@@ -14,7 +14,8 @@ from pullsync.runtime import config
 
 
 def health_app(ready: asyncio.Event) -> web.Application:
-    """`/healthz` answers while the event loop turns; `/readyz` once start-up finished."""
+    """`/healthz` answers while the event loop turns; `/readyz` while `ready` is set: the
+    webhook receiver listens, a standby's or (once start-up finished) the leader's."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
