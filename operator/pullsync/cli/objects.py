@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from pullsync import api, kube
-from pullsync.api import conditions, durations
+from pullsync.api import clock, conditions, durations
 from pullsync.cli import cluster, output
 from pullsync.sync import healthcheck, inventory
 
@@ -333,7 +333,7 @@ async def set_suspend(client: kube.Client, args: argparse.Namespace) -> int:
     suspend = args.command == "suspend"
     patch: dict[str, Any] = {"spec": {"suspend": suspend}}
     if not suspend:
-        patch["metadata"] = {"annotations": {api.ANNOTATION_REQUESTED_AT: requested_at()}}
+        patch["metadata"] = {"annotations": {api.ANNOTATION_REQUESTED_AT: clock.now_micro()}}
     await _patch(client, kind, ns, args.name, patch)
     Say().done(f"{kind.name} {ns}/{args.name} " + ("suspended" if suspend else "resumed (reconcile requested)"))
     return 0
@@ -366,15 +366,9 @@ def _refuse_suspended(kind: Kind, obj: Mapping[str, Any]) -> None:
         )
 
 
-def requested_at() -> str:
-    """A new value for pullsync.dev/requestedAt: now, RFC 3339 with microseconds (two
-    requests in one second still differ)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 async def annotate(client: kube.Client, kind: Kind, ns: str, name: str) -> str:
     """Set pullsync.dev/requestedAt to a new value; return it."""
-    stamp = requested_at()
+    stamp = clock.now_micro()  # microseconds: two requests in one second still differ
     await _patch(client, kind, ns, name, {"metadata": {"annotations": {api.ANNOTATION_REQUESTED_AT: stamp}}})
     return stamp
 
