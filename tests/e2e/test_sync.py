@@ -465,17 +465,37 @@ def test_a_no_op_interval_makes_no_requests_at_all(
     files = {f"cm-{i}.yaml": m.configmap(f"cm-{i}") for i in range(5)} | {"web.yaml": m.deployment("web")}
     commit = source.push(files)
     create_sync(cluster, namespace, interval="1s")
-    wait_applied(cluster, namespace, commit)
-    wait.until(lambda: get_sync(cluster, namespace)["status"]["plan"]["changed"] == 0, what="a no-op reconcile")
+    sync = wait_applied(cluster, namespace, commit)
+    line = f"Sync {namespace}/app: Applied revision"
+    wait.until(lambda: operator.log_text().count(line) >= 2, what="a no-op reconcile")
+    assert get_sync(cluster, namespace)["status"]["plan"] == sync["status"]["plan"]  # the applying turn's
+    assert sync["status"]["plan"]["created"] == 6
     wait_others_finalized(cluster, namespace)
     audit = AuditLog(cluster.kubeconfig.parent / "audit.log")
     audit.mark()
     # Three more reconciles of six objects each, seen in the operator's (debug) log.
-    line = f"Sync {namespace}/app: Applied revision"
     before = operator.log_text().count(line)
     wait.until(lambda: operator.log_text().count(line) >= before + 3, timeout=15, what="three no-op reconciles")
     requests = audit.complete(cluster)  # any namespace, and cluster-scoped ones
     assert [f"{e['verb']} {e['requestURI']}" for e in requests if not AuditLog.others_work(e)] == []
+
+
+def test_a_requested_reconcile_that_changes_nothing_keeps_the_plan_of_the_apply(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    source = Source(cluster, namespace, git_http)
+    create_sync(cluster, namespace)
+    source.push({"a.yaml": m.configmap("a"), "b.yaml": m.configmap("b")})
+    commit = source.push({"a.yaml": m.configmap("a", "v2"), "b.yaml": m.configmap("b")})
+    applied = wait_applied(cluster, namespace, commit)["status"]["plan"]
+    stamp = request(cluster, sync_path(namespace, "app"))
+    handled = wait.until(
+        lambda: (s := get_sync(cluster, namespace)["status"]).get("lastHandledReconcileAt") == stamp and s,
+        what="the request handled",
+    )
+    assert handled["plan"] == applied
+    assert applied["objects"] == 2
+    assert applied["created"] + applied["changed"] >= 1
 
 
 def test_a_new_revision_shows_reconciling_while_it_runs_then_ready(

@@ -103,6 +103,19 @@ class Turn:
         )
 
 
+def plan_stands(status: Mapping[str, Any], generation: Any, artifact: bus.Artifact | None) -> bool:
+    """Whether the plan in `status` is that of a turn that applied `artifact` at this
+    `generation`, with no failure since: a turn that then finds nothing to change keeps
+    it, whatever woke it (the interval, drift, a request, a restart), and writes nothing."""
+    reason = next((c.get("reason") for c in status.get("conditions") or () if c.get("type") == api.READY), None)
+    return (
+        artifact is not None
+        and status.get("observedGeneration") == generation
+        and status.get("lastAppliedRevision") == artifact.revision == status.get("lastAttemptedRevision")
+        and reason in (api.SUCCEEDED, api.PROGRESSING)
+    )
+
+
 def acting_client(services: Services, namespace: str, spec: api.SyncSpec) -> kube.Client:
     """The client a Sync acts with: its ServiceAccount's identity when it names one, or
     the operator's --default-service-account."""
@@ -205,7 +218,7 @@ class SyncLoop(loops.ObjectLoop):
                 await self.recheck_health(body)
                 return self.next_due - now
             # else (waiting for health, a failed turn, no live cache): a whole turn
-        only_drift = seen == self.seen and now < self.next_due
+        kept = plan_stands(self.status(body), meta.get("generation"), artifact)
         self.seen = seen
         started = time.monotonic()
         result = await self.reconcile(body, spec, source_key, artifact)
@@ -219,8 +232,8 @@ class SyncLoop(loops.ObjectLoop):
         self.health_only = (
             seen if result.applied and result.outcome.ready == "True" and cached and not spec.wait else None
         )
-        if only_drift and not result.changes:
-            result.plan = None  # a check that found nothing to do keeps the last plan in status
+        if kept and not result.changes:
+            result.plan = None  # a turn that found nothing to do keeps the plan of the one that applied
         await self.finish(body, result, requested=requested)
         self.transient_failures = self.transient_failures + 1 if result.transient else 0
         if result.outcome.ready == "True":
