@@ -296,6 +296,15 @@ def test_pullsync_diff_of_a_checkout_is_the_plan_the_preview_publishes(
     git("-C", str(deployed.repo.work), "checkout", "-q", "main")
     assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace]) == 0
 
+    # A field of the wrong type is the directory's fault, not the API server's: a failed plan.
+    web = deployed.repo.work / "deploy" / "web.yaml"
+    web.write_text(web.read_text().replace("replicas: 2", "replicas: three"))
+    capsys.readouterr()
+    assert cli.main(["diff", str(deployed.repo.work / "deploy"), "--sync", "app", "-n", namespace, "-o", "json"]) == 2
+    [error] = json.loads(capsys.readouterr().out)["errors"]
+    assert error.startswith(f"deploy/web.yaml (document 1): Deployment/{namespace}/web: .spec.replicas: expected num")
+    assert error.endswith("as kubectl does; quote strings)")
+
 
 def test_a_restarted_operator_sends_nothing_again_and_keeps_the_plans_in_status(
     cluster: Cluster, operator_kubeconfig: Path, git_http: HttpGitServer, provider: FakeProvider

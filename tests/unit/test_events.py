@@ -51,3 +51,15 @@ def test_a_terminating_namespace_is_not_access_denied() -> None:
         "ValidationFailed",
         "cm.yaml (document 1): ConfigMap/n/c: namespace n is being deleted and takes no new objects",
     )
+
+
+def test_a_field_of_the_wrong_type_is_named_with_a_hint_and_without_gos_words() -> None:
+    item, error = refusal(
+        500,
+        "failed to create typed patch object: .data.a: expected string, got *value.valueUnstructured",
+    )
+    reason, message = plan.describe_failure(item, error)
+    assert reason == "ValidationFailed"
+    assert message.startswith(
+        "cm.yaml (document 1): ConfigMap/n/c: .data.a: expected string (a field has the wrong type"
+    )

@@ -60,6 +60,11 @@ def test_only_the_api_servers_state_is_a_transient_failure(status: int, transien
     assert kube.transient(error) is transient
 
 
+def test_a_500_refusing_an_apply_body_of_the_wrong_type_is_no_transient_failure() -> None:
+    message = "failed to create typed patch object: .spec.replicas: expected numeric (int or float), got *value.x"
+    assert not kube.transient(kube.ApiError(500, {"message": message}, verb="patch", path="/x"))
+
+
 def test_the_healthy_condition_read_back_from_status_names_objects_as_people_do() -> None:
     health = {"status": "InProgress", "unhealthy": [
         {"id": "team_web_apps_Deployment", "status": "InProgress", "message": "0 of 2 replicas available"}

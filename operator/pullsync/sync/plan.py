@@ -458,6 +458,7 @@ def describe_failure(item: Item, error: BaseException) -> tuple[str, str]:
     if isinstance(error, kube.Unreachable):
         return api.APPLY_FAILED, f"{what}: {error.message}"
     message = re.sub(r", bigger context \.\.\.\|.*?\|\.\.\.", "", error.message)  # a dump of our own input
+    message = re.sub(rf"^{kube.UNTYPED_APPLY}: |, got \*value\.\w+", "", message)  # Go's words, not the field's
     if item.obj["kind"] == "Secret":
         message = redact_secret(message, item.obj)
     if error.status == 403 and "because it is being terminated" in message:
@@ -476,7 +477,7 @@ def _hint(message: str) -> str:
     """What to change for API server refusals whose wording does not say it."""
     if 'omits key field "protocol"' in message:
         return " (this API server needs `protocol: TCP` (or UDP, SCTP) on every port under server-side apply; add it)"
-    if "cannot be handled as a" in message:
+    if "cannot be handled as a" in message or re.search(r": expected (numeric|string|bool|map|list)", message):
         return (
             " (a field has the wrong type: YAML reads unquoted yes/no/on/off/y/n as booleans "
             "and 0644 or 1e3 as numbers, as kubectl does; quote strings)"
