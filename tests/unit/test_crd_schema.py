@@ -1,12 +1,16 @@
 """The CRDs document themselves: every field of every schema has a description, so that
 `kubectl explain` answers for each (api.md). The root's `metadata` is the exception: the
-API server refuses anything there but the name."""
+API server refuses anything there but the name. And what the schema refuses, the operator
+refuses too (for objects stored before the schema did)."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+
+from pullsync import api
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = sorted((ROOT / "crds").glob("*.yaml"))
@@ -30,3 +34,35 @@ def test_every_field_has_a_description(crd: Path) -> None:
     for version in definition["spec"]["versions"]:
         kind = definition["spec"]["names"]["kind"]
         assert undocumented(version["schema"]["openAPIV3Schema"], kind) == [f"{kind}.metadata"]
+
+
+def url_pattern() -> str:
+    definition = YAML(typ="safe").load((ROOT / "crds" / "gitrepositories.pullsync.dev.yaml").read_text())
+    spec = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return str(spec["properties"]["url"]["pattern"])
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:pw@host/r.git", "http://git:s3cret@127.0.0.1:8080/app.git", "ssh://git:pw@host/x.git"]
+)
+def test_a_password_in_a_git_url_is_refused_by_the_schema_and_by_the_operator(url: str) -> None:
+    assert not re.match(url_pattern(), url)
+    with pytest.raises(ValueError, match=r"spec\.url: holds a password") as refused:
+        api.GitRepositorySpec.parse({"url": url})
+    assert "pw" not in str(refused.value).replace("password", "")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/org/repo.git",
+        "https://token@github.com/org/repo.git",
+        "http://127.0.0.1:8080/repo.git",
+        "ssh://git@host:2222/org/repo.git",
+        "git@github.com:org/repo.git",
+    ],
+)
+def test_a_git_url_with_a_user_name_only_is_accepted(url: str) -> None:
+    assert re.match(url_pattern(), url)
+    assert api.GitRepositorySpec.parse({"url": url}).url == url

@@ -7,6 +7,7 @@ so that no other module spells these strings itself.
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +73,9 @@ class GitRef:
         return "the remote's HEAD branch"
 
 
+_URL_PASSWORD = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:[^/@]*@")
+
+
 @dataclasses.dataclass(frozen=True)
 class GitRepositorySpec:
     """A typed view of GitRepository.spec, validated."""
@@ -89,8 +93,14 @@ class GitRepositorySpec:
     def parse(cls, spec: Mapping[str, Any]) -> "GitRepositorySpec":
         """Raise ValueError with a field-naming message if the spec is unusable."""
         ref = spec.get("ref") or {}
+        url = str(spec.get("url") or "")
+        if _URL_PASSWORD.match(url):  # stored before the schema refused it
+            raise ValueError(
+                "spec.url: holds a password (user:password@), which anyone who may read this GitRepository "
+                "reads: put the credentials in a Secret named by spec.secretRef"
+            )
         return cls(
-            url=str(spec.get("url") or ""),
+            url=url,
             ref=GitRef(**{k: ref[k] for k in ("branch", "tag", "semver", "commit") if ref.get(k)}),
             interval=_duration(spec, "interval", "1m"),
             timeout=_duration(spec, "timeout", "60s"),

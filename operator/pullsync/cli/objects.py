@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from pullsync import api, kube
 from pullsync.api import clock, conditions, durations
 from pullsync.cli import cluster, output
+from pullsync.runtime import redact
 from pullsync.sync import healthcheck, inventory
 
 POLL = 0.5  # seconds between two reads of an object `reconcile --wait` follows
@@ -182,7 +183,7 @@ def row(kind: Kind, obj: Mapping[str, Any], now: datetime.datetime, *, all_names
     elif kind is GITREPO:
         cells = [
             meta.get("name", ""),
-            str((obj.get("spec") or {}).get("url") or "-"),
+            redact.urls(str((obj.get("spec") or {}).get("url") or "-")),  # one stored before the schema refused it
             ready_cell(obj),
             output.short_revision((status.get("artifact") or {}).get("revision")) or "-",
             created,
