@@ -65,6 +65,11 @@ class Result:
     history: list[dict[str, Any]] | None = None  # status.history with this reconcile in it; None: as it was
     health: healthcheck.Report | None = None  # the applied objects' health; None: as it was
 
+    @property
+    def warns(self) -> bool:
+        """A failure worth a Warning event and a warning in the log."""
+        return self.outcome.ready == "False" and self.outcome.reason != api.SUSPENDED and self.warn
+
 
 @dataclasses.dataclass
 class Turn:
@@ -355,6 +360,7 @@ class SyncLoop(loops.ObjectLoop):
                 changed=bool(result.changes),
             )
         level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
+        level = logging.WARNING if result.warns else level
         counts = ""
         if result.plan:
             p = result.plan
@@ -743,7 +749,7 @@ class SyncLoop(loops.ObjectLoop):
             reason = "ReconciliationSucceeded" if result.applied else "Progressing"
             await self.events.normal(body, reason, events.fit(result.changes))
         await self.health_changed(body, (old.get("health") or {}).get("status"), result.health)
-        if result.outcome.ready == "False" and result.outcome.reason != api.SUSPENDED and result.warn:
+        if result.warns:
             await self.events.warning(
                 body, result.outcome.reason, events.fit(result.outcome.message.split("; "), separator="; ")
             )
