@@ -77,6 +77,10 @@ def test_get_lists_the_sync_ready_with_its_revision_and_tree_shows_its_objects(
     obj = json.loads(out)
     assert obj["status"]["lastAppliedRevision"] == f"main@sha1:{commit}"
     assert "managedFields" not in obj["metadata"]
+    code, out, _ = pullsync("get", "app", "-n", namespace, "-o", "json")  # a name alone is a Sync's
+    assert (code, json.loads(out)["kind"], json.loads(out)["metadata"]["name"]) == (0, "Sync", "app")
+    code, _, err = pullsync("get", "widgets", "app", "-n", namespace)
+    assert (code, err) == (2, "pullsync get: 'widgets': use syncs, gitrepos or previews\n")
     code, out, _ = pullsync("get", "syncs", "-n", namespace, "-o", "yaml")
     [(_, listing)] = list(kubeyaml.documents(out))
     assert [i["metadata"]["name"] for i in listing["items"]] == ["app"]

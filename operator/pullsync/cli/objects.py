@@ -48,9 +48,9 @@ ALIASES = {
 }
 
 
-def _kind(*allowed: Kind, listing: bool = False) -> Callable[[str], Kind]:
+def _kind(*allowed: Kind) -> Callable[[str], Kind]:
     """An argparse type: a kind name or alias among `allowed`."""
-    names = [k.listing if listing else k.command for k in allowed]
+    names = [k.command for k in allowed]
     choices = " or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1]
 
     def parse(text: str) -> Kind:
@@ -81,10 +81,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     get.add_argument(
         "kind",
         nargs="?",
-        default=SYNC,
-        type=_kind(SYNC, GITREPO, PREVIEW, listing=True),
+        default="syncs",
         metavar="{syncs,gitrepos,previews}",
-        help="what to list (also: sync, gitrepo, gitrepository, gitrepositories, preview) [syncs]",
+        help="what to list (also: sync, gitrepo, gitrepository, gitrepositories, preview) [syncs]; "
+        "`get NAME` alone is a Sync",
     )
     get.add_argument("name", nargs="?", metavar="NAME", help="only this one")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="[table]")
@@ -239,18 +239,23 @@ def _nested_sync(label: str) -> tuple[str, str] | None:
 
 async def get_objects(client: kube.Client, args: argparse.Namespace) -> int:
     """`pullsync get`."""
-    kind: Kind = args.kind
+    kind = ALIASES.get(args.kind.lower())
+    name: str | None = args.name
+    if kind is None and name is None:  # `get NAME`: a Sync, the default kind
+        kind, name = SYNC, args.kind
+    elif kind is None:
+        raise cluster.CliError(f"{args.kind!r}: use syncs, gitrepos or previews")
     ns = None if args.all_namespaces else cluster.namespace(args)
-    if args.name:
+    if name:
         if ns is None:
             raise cluster.CliError("a name needs one namespace: use -n NAMESPACE instead of -A")
-        items = [await fetch(client, kind, ns, args.name)]
+        items = [await fetch(client, kind, ns, name)]
     else:
         listing = await client.list(kind.resource, ns)
         items = sorted(listing.get("items") or [], key=lambda o: (_meta(o).get("namespace", ""), _meta(o)["name"]))
     if args.output != "table":
         items = [output.strip_managed_fields(o) for o in items]
-        value = items[0] if args.name else output.as_list(items)
+        value = items[0] if name else output.as_list(items)
         sys.stdout.write(output.document(value, args.output))
         return 0
     if not items:

@@ -81,22 +81,40 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     tenancy.add_argument("--allow-remote-bases", action="store_true", help=local.REMOTE_HELP)
     defaults = config.Config().limits
     limits = run.add_argument_group("limits (per Sync; exceeding one fails only that Sync)")
-    limits.add_argument("--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file")
-    limits.add_argument("--max-total-bytes", type=int, default=defaults.total_bytes, help="bytes of manifests")
-    limits.add_argument("--max-objects", type=int, default=defaults.objects, help="objects")
-    limits.add_argument("--max-yaml-aliases", type=int, default=defaults.aliases, help="YAML aliases per file")
-    limits.add_argument("--max-yaml-depth", type=int, default=defaults.depth, help="YAML nesting depth")
     limits.add_argument(
-        "--max-yaml-nodes", type=int, default=defaults.nodes, help="YAML nodes per document after alias expansion"
+        "--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file [%(default)s]"
     )
     limits.add_argument(
-        "--render-timeout", type=float, default=defaults.render_seconds, help="seconds per kustomize or helm run"
+        "--max-total-bytes", type=int, default=defaults.total_bytes, help="bytes of manifests [%(default)s]"
+    )
+    limits.add_argument("--max-objects", type=int, default=defaults.objects, help="objects [%(default)s]")
+    limits.add_argument(
+        "--max-yaml-aliases", type=int, default=defaults.aliases, help="YAML aliases per file [%(default)s]"
+    )
+    limits.add_argument("--max-yaml-depth", type=int, default=defaults.depth, help="YAML nesting depth [%(default)s]")
+    limits.add_argument(
+        "--max-yaml-nodes",
+        type=int,
+        default=defaults.nodes,
+        help="YAML nodes per document after alias expansion [%(default)s]",
     )
     limits.add_argument(
-        "--render-memory", type=int, default=defaults.render_memory, help="bytes of memory per kustomize or helm run"
+        "--render-timeout",
+        type=float,
+        default=defaults.render_seconds,
+        help="seconds per kustomize or helm run [%(default)s]",
     )
     limits.add_argument(
-        "--max-fetch-bytes", type=int, default=config.Config().max_fetch_bytes, help="bytes received per git fetch"
+        "--render-memory",
+        type=int,
+        default=defaults.render_memory,
+        help="bytes of memory per kustomize or helm run [%(default)s]",
+    )
+    limits.add_argument(
+        "--max-fetch-bytes",
+        type=int,
+        default=config.Config().max_fetch_bytes,
+        help="bytes received per git fetch [%(default)s]",
     )
     ha = run.add_argument_group("high availability")
     ha.add_argument(
