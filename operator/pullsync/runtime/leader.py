@@ -86,16 +86,17 @@ class Election:
                 return
 
     async def release(self) -> None:
-        """Give the Lease up so that a standby takes over at once."""
-        lease = await self.client.get(LEASES, self.namespace, self.name)
-        if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
-            return
-        lease["spec"]["holderIdentity"] = ""  # free: a candidate takes it at once
-        lease["spec"]["leaseDurationSeconds"] = 1
+        """Give the Lease up so that a standby takes over at once (if the API server answers:
+        else a standby takes it when it expires)."""
         try:
+            lease = await self.client.get(LEASES, self.namespace, self.name)
+            if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
+                return
+            lease["spec"]["holderIdentity"] = ""  # free: a candidate takes it at once
+            lease["spec"]["leaseDurationSeconds"] = 1
             await self.client.request("PUT", LEASES.path(self.namespace, self.name), body=lease)
         except kube.ApiError as e:
-            log.warning("releasing the Lease failed: %s", e)
+            log.warning("releasing the Lease failed: %s; a standby takes it when it expires", e)
 
     async def _try(self) -> bool:
         """Take or renew the Lease; True if this process holds it now."""
