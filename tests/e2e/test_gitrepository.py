@@ -152,6 +152,18 @@ def test_tags_semver_and_commits_pick_the_right_revision(
         assert got["revision"] == f"{expected}@sha1:{tags[expected]}"
 
 
+def test_a_semver_range_that_cannot_match_is_refused_before_any_poll(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    name, _, _ = make_repo(git_http)
+    create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, ref={"semver": "not a range"}))
+    ready = wait_failed(cluster, namespace, "spec.ref.semver: invalid version 'not' in semver range")
+    assert ready["reason"] == "ValidationFailed"
+    stalled = condition(cluster.get(gitrepo_path(namespace, "app")), "Stalled")
+    assert stalled["status"] == "True"
+    assert git_http.hits(name) == 0
+
+
 def test_ssh_with_the_right_known_hosts_works(
     cluster: Cluster, operator: Operator, namespace: str, git_ssh: SshGitServer
 ) -> None:

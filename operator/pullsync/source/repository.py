@@ -18,7 +18,7 @@ from pullsync.api import clock, conditions
 from pullsync.kube import watchcache
 from pullsync.runtime import bus, config, loops, metrics
 from pullsync.runtime.services import Services
-from pullsync.source import git, urlpolicy
+from pullsync.source import git, semver, urlpolicy
 from pullsync.source.gitauth import Credentials, GitFailure, redact_url
 
 log = logging.getLogger("pullsync.repository")
@@ -46,6 +46,8 @@ class RepositoryLoop(loops.ObjectLoop):
         now = time.monotonic()
         try:
             spec = api.GitRepositorySpec.parse(body.get("spec") or {})
+            if spec.ref.semver:
+                semver.check(spec.ref.semver)  # a range that can never match polls nothing
         except ValueError as e:
             failed = conditions.Outcome.failure(api.VALIDATION_FAILED, str(e), stalled=True)
             await self.write_status(body, failed, None, requested=requested)

@@ -124,6 +124,14 @@ class Range:
         return all(checks[op](bound) for op, bound in bounds)
 
 
+def check(range_text: str) -> None:
+    """Raise ValueError, naming the field, if `range_text` is no semver range."""
+    try:
+        Range(range_text)
+    except ValueError as e:
+        raise ValueError(f"spec.ref.semver: {e}") from None
+
+
 def newest(tags: list[str], range_text: str) -> str | None:
     """The tag with the highest version inside the range, or None."""
     wanted = Range(range_text)
