@@ -132,6 +132,7 @@ def test_polling_an_unchanged_remote_fetches_nothing_and_makes_no_api_request(
         ("a tag picks the tagged commit", lambda tags: {"tag": "v1.0.0"}),
         ("a semver range picks the newest matching tag", lambda tags: {"semver": ">=1.0.0 <2.0.0"}),
         ("an exact commit pins it", lambda tags: {"commit": tags["v1.0.0"]}),
+        ("a commit wins over a branch, named after it", lambda tags: {"branch": "main", "commit": tags["v1.0.0"]}),
     ],
 )
 def test_tags_semver_and_commits_pick_the_right_revision(
@@ -146,10 +147,10 @@ def test_tags_semver_and_commits_pick_the_right_revision(
     repo.commit({"a": "3"}, "head of main")
     ref = ref_of(tags)
     create_gitrepo(cluster, namespace, http_spec(cluster, namespace, git_http, name, ref=ref))
-    expected = {"tag": "v1.0.0", "semver": "v1.2.0", "commit": "v1.0.0"}[next(iter(ref))]
+    expected = "v1.0.0" if "commit" in ref or "tag" in ref else "v1.2.0"
     got = wait_commit(cluster, namespace, tags[expected])
-    if "commit" not in ref:
-        assert got["revision"] == f"{expected}@sha1:{tags[expected]}"
+    name = ref.get("branch") if "commit" in ref else expected
+    assert got["revision"] == (f"{name}@sha1:" if name else "sha1:") + tags[expected]
 
 
 def test_a_semver_range_that_cannot_match_is_refused_before_any_poll(

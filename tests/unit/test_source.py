@@ -27,6 +27,8 @@ REFS = {
         (api.GitRef(semver="~1.0"), "v1.0.0", C, f"v1.0.0@sha1:{C}"),
         (api.GitRef(semver=">=1.0.0"), "v1.1.0", B, f"v1.1.0@sha1:{B}"),
         (api.GitRef(commit=T), T, T, f"sha1:{T}"),
+        (api.GitRef(branch="main", commit=T), "main", T, f"main@sha1:{T}"),  # pinned in a branch, as Flux names it
+        (api.GitRef(branch="main", tag="v1.0.0", semver=">=1.0.0"), "v1.1.0", B, f"v1.1.0@sha1:{B}"),
     ],
 )
 def test_refs_resolve_to_the_right_commit(ref: api.GitRef, name: str, commit: str, revision: str) -> None:

@@ -46,17 +46,17 @@ _ca_lock = threading.Lock()
 class Resolved:
     """A ref resolved against the remote: `name` for display, `refname` to fetch."""
 
-    name: str
+    name: str  # the commit itself for a commit pinned alone
     refname: str | None  # None for a pinned commit
     commit: str
 
     @property
     def revision(self) -> str:
-        return f"{self.name}@sha1:{self.commit}" if self.refname else f"sha1:{self.commit}"
+        return f"{self.name}@sha1:{self.commit}" if self.name != self.commit else f"sha1:{self.commit}"
 
     @property
     def short_revision(self) -> str:
-        return f"{self.name}@{self.commit[:12]}" if self.refname else self.commit[:12]
+        return f"{self.name}@{self.commit[:12]}" if self.name != self.commit else self.commit[:12]
 
 
 def is_ssh(url: str) -> bool:
@@ -315,9 +315,11 @@ def _write_pack(repo: pygit2.Repository, path: Path, roots: set[str]) -> str:
 
 
 def resolve(refs: dict[str, str], ref: api.GitRef) -> Resolved:
-    """Pick the commit the GitRepository follows from the remote's refs (pure)."""
+    """Pick the commit the GitRepository follows from the remote's refs (pure): `commit`
+    wins over `semver`, `semver` over `tag`, `tag` over `branch`; a commit pinned with a
+    branch is named after the branch (`main@sha1:...`), as Flux names it."""
     if ref.commit:
-        return Resolved(ref.commit, None, ref.commit)
+        return Resolved(ref.branch or ref.commit, None, ref.commit)
     if ref.semver:
         tags = [
             name.removeprefix("refs/tags/")
