@@ -63,3 +63,13 @@ def test_a_field_of_the_wrong_type_is_named_with_a_hint_and_without_gos_words() 
     assert message.startswith(
         "cm.yaml (document 1): ConfigMap/n/c: .data.a: expected string (a field has the wrong type"
     )
+
+
+def test_a_field_that_the_last_applied_crd_version_lacks_gets_a_hint() -> None:
+    item, error = refusal(
+        422,
+        "failed to prune fields: failed to convert merged object to last applied version: "
+        ".spec.shape: field not declared in schema",
+    )
+    _, message = plan.describe_failure(item, error)
+    assert message.endswith("declare the field in that version's schema too)")

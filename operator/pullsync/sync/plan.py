@@ -477,6 +477,11 @@ def _hint(message: str) -> str:
     """What to change for API server refusals whose wording does not say it."""
     if 'omits key field "protocol"' in message:
         return " (this API server needs `protocol: TCP` (or UDP, SCTP) on every port under server-side apply; add it)"
+    if "failed to convert merged object to last applied version" in message:
+        return (
+            " (server-side apply also converts the object to the CRD version it was last applied at, whose "
+            "schema lacks this field: declare the field in that version's schema too)"
+        )
     if "cannot be handled as a" in message or re.search(r": expected (numeric|string|bool|map|list)", message):
         return (
             " (a field has the wrong type: YAML reads unquoted yes/no/on/off/y/n as booleans "
