@@ -87,11 +87,6 @@ def test_a_bad_sync_duration_is_rejected_naming_the_field(cluster: Cluster, name
             "spec.sourceRef.kind",
         ),
         (
-            "a ref with both a branch and a tag",
-            GITREPO.format(name="x", ns="{ns}", extra="ref: {branch: main, tag: v1}"),
-            "spec.ref",
-        ),
-        (
             "a commit that is not 40 hex digits",
             GITREPO.format(name="x", ns="{ns}", extra="ref: {commit: abc123}"),
             "spec.ref.commit",
