@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pygit2
 
 from pullsync import api
-from pullsync.source import semver, urlpolicy
+from pullsync.source import knownhosts, semver, urlpolicy
 from pullsync.source.gitauth import Callbacks, Credentials, GitFailure, classify, redact_url
 
 # libgit2's own socket timeouts (ms), process-wide; the per-operation deadline is ours.
@@ -57,6 +58,14 @@ class Resolved:
     @property
     def short_revision(self) -> str:
         return f"{self.name}@{self.commit[:12]}" if self.name != self.commit else self.commit[:12]
+
+
+def ssh_port(url: str) -> int:
+    """The port of an ssh:// URL (22 unless it says; scp-like URLs have none)."""
+    try:
+        return (urlsplit(url).port if "://" in url else None) or 22
+    except ValueError:  # not a number: the connection says so
+        return 22
 
 
 def is_ssh(url: str) -> bool:
@@ -127,13 +136,29 @@ class Cache:
             if creds is not None and creds.ca_cert:
                 self._trust(creds.ca_cert)
             host = urlpolicy.split(url)[1]
-            callbacks = Callbacks(creds, time.monotonic() + timeout, ssh=ssh, max_bytes=self.max_fetch_bytes, host=host)
+            port = ssh_port(url) if ssh else 0
+            callbacks = Callbacks(
+                creds,
+                time.monotonic() + timeout,
+                ssh=ssh,
+                max_bytes=self.max_fetch_bytes,
+                host=host,
+                where=knownhosts.name(host, port) if ssh else host,
+            )
             if ssh:
                 assert creds is not None
                 assert creds.known_hosts is not None
+                known = knownhosts.entries_for(creds.known_hosts, host, port)
+                if not known:
+                    keyscan = f"ssh-keyscan {'' if port == 22 else f'-p {port} '}{host}"
+                    raise GitFailure(
+                        "hostkey",
+                        f"known_hosts in the secretRef Secret has no entry for {callbacks.where} "
+                        f"(`{keyscan}` prints the host's keys: check them before you trust them)",
+                    )
                 home = self.root / ".ssh-home"
                 (home / ".ssh").mkdir(parents=True, exist_ok=True, mode=0o700)
-                (home / ".ssh" / "known_hosts").write_text(creds.known_hosts)
+                (home / ".ssh" / "known_hosts").write_text(known)
                 pygit2.settings.homedir = str(home)
             try:
                 yield repo, repo.remotes.create_anonymous(url), callbacks

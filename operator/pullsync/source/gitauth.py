@@ -76,9 +76,12 @@ def scrub(text: str, creds: Credentials | None) -> str:
 class Callbacks(pygit2.RemoteCallbacks):
     """Credentials, host-key verification and a deadline for one git operation."""
 
-    def __init__(self, creds: Credentials | None, deadline: float, *, ssh: bool, max_bytes: int, host: str) -> None:
+    def __init__(
+        self, creds: Credentials | None, deadline: float, *, ssh: bool, max_bytes: int, host: str, where: str
+    ) -> None:
         super().__init__()
         self.host = host  # the URL's host: a redirect elsewhere is refused
+        self.where = where  # the host as messages name it: [host]:port for SSH on another port than 22
         self.creds = creds or Credentials()
         self.deadline = deadline
         self.ssh = ssh
@@ -115,9 +118,14 @@ class Callbacks(pygit2.RemoteCallbacks):
     def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
         self._check_host(host.decode(errors="replace"))  # before any request reaches that host
         # pygit2's default accepts any SSH host key; libgit2 checks known_hosts and says `valid`.
+        if not valid and self.ssh:  # it has an entry (else the fetch stopped before connecting)
+            raise GitFailure(
+                "hostkey",
+                f"SSH host key of {self.where} does not match its known_hosts entry: the host's key changed, "
+                "or something is in between; check it before you replace the entry",
+            )
         if not valid:
-            what = "SSH host key" if self.ssh else "TLS certificate"
-            raise GitFailure("hostkey", f"{what} of {host.decode(errors='replace')} is not trusted")
+            raise GitFailure("hostkey", f"TLS certificate of {host.decode(errors='replace')} is not trusted")
         return True
 
     def custom_headers(self) -> list[str] | None:
