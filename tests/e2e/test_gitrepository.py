@@ -179,7 +179,7 @@ def test_ssh_with_the_right_known_hosts_works(
     ("case", "known_hosts", "words"),
     [
         ("a wrong host key", "wrong", "does not match its known_hosts entry: the host's key changed"),
-        ("the right key for the bare host, on port 22 only", "bare", "known_hosts in the secretRef Secret has no entry"),
+        ("the right key for the bare host, port 22 only", "bare", "known_hosts in the secretRef Secret has no entry"),
         ("no known_hosts", None, "SSH needs known_hosts"),
     ],
 )
@@ -199,7 +199,7 @@ def test_ssh_refuses_an_unverified_host_key(
     data = {"identity": git_ssh.identity()}
     if known_hosts == "wrong":
         other = SshGitServer(tmp_path)  # another host key, same address pattern
-        data["known_hosts"] = other.known_hosts().replace(f":{other.port}]", f":{git_ssh.port}]")
+        data["known_hosts"] = other.known_hosts().replace(f"]:{other.port} ", f"]:{git_ssh.port} ")
         other.stop()
     if known_hosts == "bare":  # OpenSSH reads an entry without a port as one for port 22
         data["known_hosts"] = git_ssh.known_hosts().replace(f"[127.0.0.1]:{git_ssh.port}", "127.0.0.1")
