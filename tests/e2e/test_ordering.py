@@ -4,6 +4,8 @@ stage 1 and a binding of a role of the same commit is planned after it (a tenant
 commit; a CRD deleted by hand comes back with its objects at once; prune goes in
 reverse (custom resources before their CRD)."""
 
+import pytest
+
 from support import manifests as m
 from support import wait
 from support.cluster import Cluster, condition
@@ -140,16 +142,25 @@ def test_custom_resources_are_pruned_before_their_crd_and_counted(
     assert ids(get_sync(cluster, namespace)) == {f"{namespace}_keep__ConfigMap"}
 
 
+@pytest.mark.parametrize(
+    ("case", "field", "value"),
+    [
+        ("an invalid value (422)", "replicas: 2", "replicas: -3"),
+        ("a wrong type (500 on 1.20)", "replicas: 2", "replicas: [2]"),
+    ],
+)
 def test_an_invalid_object_bound_for_a_new_namespace_fails_before_anything_is_written(
-    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer, case: str, field: str, value: str
 ) -> None:
     app = f"{namespace}-app"
     invalid = m.deployment("web").replace("metadata:\n  name: web\n", f"metadata:\n  name: web\n  namespace: {app}\n")
-    invalid = invalid.replace("replicas: 2", "replicas: -3")
+    invalid = invalid.replace(field, value)
     source = Source(cluster, namespace, git_http)
     commit = source.push({"ns.yaml": m.namespace(app), "web.yaml": invalid, "cm.yaml": m.configmap("c", namespace=app)})
     create_sync(cluster, namespace)
-    ready = condition(wait_failed(cluster, namespace, commit))
+    sync = wait_failed(cluster, namespace, commit)
+    ready = condition(sync)
     assert ready["reason"] == "ValidationFailed"
     assert f"web.yaml (document 1): Deployment/{app}/web" in ready["message"]
     assert cluster.get(f"/api/v1/namespaces/{app}") is None  # stage 1 never ran
+    assert "inventory" not in sync["status"]  # nothing was written: nothing to remember

@@ -92,6 +92,8 @@ def test_an_overlay_builds_as_kubectl_kustomize_builds_it(repo: Repo) -> None:
         ("out", "resources entry 'out': overlays/prod/out: symbolic link to '/etc' leaves the repository"),
         ("https://example.com/app.yaml", "resources entry 'https://example.com/app.yaml' is remote; remote bases"),
         ("github.com/org/repo//x?ref=v1", "resources entry 'github.com/org/repo//x?ref=v1' is not in the repository"),
+        ("github.com/org/repo/x", "resources entry 'github.com/org/repo/x' is not in the repository; remote"),
+        ("nothere.yaml", "resources entry 'nothere.yaml' does not exist in the repository"),
     ],
 )
 def test_a_kustomization_reaching_outside_the_repository_is_refused_naming_the_entry(
@@ -264,8 +266,9 @@ def test_a_chart_that_cannot_be_templated_fails_naming_why(
     repo: Repo, files: dict[str, str], helm: dict[str, Any], words: str
 ) -> None:
     sha = repo.commit({**CHART, **files})
-    with pytest.raises(documents.RenderError, match=words):
+    with pytest.raises(documents.RenderError, match=words) as failed:
         render(repo, sha, "chart", helm_spec=api.HelmSpec.parse(helm))
+    assert "--debug" not in str(failed.value)  # helm's advice names a flag no Sync can pass
 
 
 def test_helm_values_for_a_path_without_a_chart_are_an_error(repo: Repo) -> None:

@@ -1,6 +1,9 @@
 """How a reconcile that ends early is recorded: every object whose write began is in the
-inventory, what was done is named in apply order, and only failures caused by the API
-server's state are retried soon."""
+inventory (unless the server refused it), what was done is named in apply order, and only
+failures caused by the API server's state are retried soon."""
+
+import asyncio
+from typing import Any
 
 import pytest
 
@@ -72,3 +75,17 @@ def test_the_healthy_condition_read_back_from_status_names_objects_as_people_do(
     ((kind, truth, reason, message),) = reconcile.healthy_condition(health, None)
     assert (kind, truth, reason) == ("Healthy", "Unknown", "InProgress")
     assert message == "Deployment/team/web: 0 of 2 replicas available"
+
+
+@pytest.mark.parametrize(("status", "remembered"), [(422, False), (500, True), (0, True)])
+def test_a_write_the_server_refused_is_not_remembered_but_one_that_may_have_happened_is(
+    status: int, remembered: bool
+) -> None:
+    class Answering:
+        async def apply(self, resource: kube.Resource, obj: dict[str, Any]) -> dict[str, Any]:
+            raise kube.ApiError(status, {"message": "no"}, verb="patch", path="/x")
+
+    writes, write = apply.Writes(), planned("ConfigMap", "c", "cm.yaml")
+    with pytest.raises(kube.ApiError):
+        asyncio.run(apply._apply_one(Answering(), write, writes))  # type: ignore[arg-type]
+    assert (write in writes.begun) is remembered

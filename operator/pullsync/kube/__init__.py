@@ -53,13 +53,14 @@ def unavailable(error: BaseException) -> bool:
 
 def transient(error: BaseException) -> bool:
     """An error that says nothing about the request, only about the server's state right
-    now (no answer, throttled, 5xx): worth a retry soon. Not a 500 that refuses an apply
-    body not fitting the schema (API servers before 1.22 answer so; later ones 4xx)."""
-    return (
-        isinstance(error, ApiError)
-        and (error.status in (0, 429) or error.status >= 500)
-        and not error.message.startswith(UNTYPED_APPLY)
-    )
+    now (no answer, throttled, 5xx): worth a retry soon."""
+    return isinstance(error, ApiError) and (error.status in (0, 429) or error.status >= 500) and not invalid(error)
+
+
+def invalid(error: ApiError) -> bool:
+    """The server refused what the request says (400, 422), including the 500 with which API
+    servers before 1.22 refuse an apply body that does not fit the schema."""
+    return error.status in (400, 422) or (error.status == 500 and error.message.startswith(UNTYPED_APPLY))
 
 
 UNTYPED_APPLY = "failed to create typed patch object"

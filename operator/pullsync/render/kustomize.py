@@ -12,6 +12,7 @@ other file it reads inside them.
 """
 
 import posixpath
+import re
 from typing import Any
 
 from pullsync.render import ignore, manifests, paths, sandbox, trees
@@ -23,6 +24,8 @@ PATH_ENTRIES = ("patches", "patchesJson6902", "replacements")  # mappings with a
 GENERATORS = ("configMapGenerator", "secretGenerator")  # files (key=path), envs, env
 HELM_FIELDS = ("helmCharts", "helmChartInflationGenerator", "helmGlobals")
 REMOTE_HINT = "remote bases and resources are refused unless the operator runs with --allow-remote-bases"
+# What kustomize reads as remote without a scheme: a host name first, or a ?ref= / // of go-getter.
+_SCHEMELESS_REMOTE = re.compile(r"^[\w-]+(\.[\w-]+)+/[^.]*$|\?ref=|[^:]//")
 
 
 def build(tree: trees.Tree, start: str, rules: ignore.Rules, limits: Limits, *, allow_remote: bool) -> list[Document]:
@@ -136,5 +139,7 @@ def _resolve(tree: trees.Tree, path: str, field: str, entry: str, *, allow_remot
     except RenderError as e:  # a symbolic link out of the repository on the way
         raise RenderError(f"{where}: {e}") from None
     if real is None and field in REFERENCES and not allow_remote:
-        raise RenderError(f"{where} is not in the repository; {REMOTE_HINT}")
+        if _SCHEMELESS_REMOTE.search(entry):  # github.com/org/repo//dir?ref=v1
+            raise RenderError(f"{where} is not in the repository; {REMOTE_HINT}")
+        raise RenderError(f"{where} does not exist in the repository")
     return real

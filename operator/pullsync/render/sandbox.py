@@ -158,9 +158,13 @@ class Workspace:
         directory, no URL credentials, one line, bounded."""
         message = message.replace(f"{self.repo}/", "").replace(str(self.repo), ".").replace(str(self.dir), "<render>")
         message = re.sub(r"^(Error|error): ", "", message.strip())
-        message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+        lines = (line.strip() for line in message.splitlines())
+        message = "; ".join(line for line in lines if line and line != USE_DEBUG)  # no flag a Sync can pass
         message = redact.urls(message)
         return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 3] + "..."
+
+
+USE_DEBUG = "Use --debug flag to render out invalid YAML"  # helm's advice on a template error
 
 
 def _kill_group(process: "subprocess.Popen[bytes]") -> None:

@@ -102,7 +102,12 @@ async def _apply_one(client: kube.Client, planned: Planned, writes: Writes) -> N
     if planned.recreate and live is not None:
         await client.delete(item.resource, meta.get("namespace"), meta["name"], uid=live["metadata"].get("uid"))
         await _wait_gone(client, item.resource, meta.get("namespace"), meta["name"])
-    writes.results[item.entry.id] = await client.apply(item.resource, item.obj)
+    try:
+        writes.results[item.entry.id] = await client.apply(item.resource, item.obj)
+    except kube.ApiError as e:
+        if not kube.transient(e) and not planned.recreate:  # refused: nothing was written
+            writes.begun.remove(planned)
+        raise
     writes.done.append(planned)
 
 

@@ -392,7 +392,7 @@ async def probe_new_namespaces(client: kube.Client, items: list[Item], *, namesp
         try:
             await client.apply(item.resource, copy, dry_run=True)
         except kube.ApiError as e:
-            if e.status in (400, 422):
+            if kube.invalid(e):
                 raise
 
     await _each_or_fail(concurrency, probe, probes)
@@ -482,7 +482,7 @@ def _hint(message: str) -> str:
             " (server-side apply also converts the object to the CRD version it was last applied at, whose "
             "schema lacks this field: declare the field in that version's schema too)"
         )
-    if "cannot be handled as a" in message or re.search(r": expected (numeric|string|bool|map|list)", message):
+    if "cannot be handled as a" in message or re.search(r": expected (numeric|string|bool)", message):
         return (
             " (a field has the wrong type: YAML reads unquoted yes/no/on/off/y/n as booleans "
             "and 0644 or 1e3 as numbers, as kubectl does; quote strings)"
