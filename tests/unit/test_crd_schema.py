@@ -46,7 +46,7 @@ def url_pattern() -> str:
     "url", ["https://user:pw@host/r.git", "http://git:s3cret@127.0.0.1:8080/app.git", "ssh://git:pw@host/x.git"]
 )
 def test_a_password_in_a_git_url_is_refused_by_the_schema_and_by_the_operator(url: str) -> None:
-    assert not re.match(url_pattern(), url)
+    assert not re.fullmatch(url_pattern(), url)  # fullmatch: RE2's $ takes no trailing newline
     with pytest.raises(ValueError, match=r"spec\.url: holds a password") as refused:
         api.GitRepositorySpec.parse({"url": url})
     assert "pw" not in str(refused.value).replace("password", "")
@@ -64,5 +64,10 @@ def test_a_password_in_a_git_url_is_refused_by_the_schema_and_by_the_operator(ur
     ],
 )
 def test_a_git_url_with_a_user_name_only_is_accepted(url: str) -> None:
-    assert re.match(url_pattern(), url)
+    assert re.fullmatch(url_pattern(), url)
     assert api.GitRepositorySpec.parse({"url": url}).url == url
+
+
+@pytest.mark.parametrize("url", ["https://ho\nst/r.git", "https://host/r\n.git", "git@host:org/r\nforged log line"])
+def test_a_git_url_with_a_line_break_is_refused_by_the_schema(url: str) -> None:
+    assert not re.fullmatch(url_pattern(), url)
