@@ -110,14 +110,14 @@ class Turn:
 
 def plan_stands(status: Mapping[str, Any], generation: Any, artifact: bus.Artifact | None) -> bool:
     """Whether the plan in `status` is that of a turn that applied `artifact` at this
-    `generation`, with no failure since: a turn that then finds nothing to change keeps
-    it, whatever woke it (the interval, drift, a request, a restart), and writes nothing."""
+    `generation`, with no failure since: a turn that then applies and finds nothing to
+    change keeps it, whatever woke it (the interval, drift, a request, a restart)."""
     reason = next((c.get("reason") for c in status.get("conditions") or () if c.get("type") == api.READY), None)
     return (
         artifact is not None
         and status.get("observedGeneration") == generation
         and status.get("lastAppliedRevision") == artifact.revision == status.get("lastAttemptedRevision")
-        and reason in (api.SUCCEEDED, api.PROGRESSING)
+        and reason in (api.SUCCEEDED, api.PROGRESSING, api.HEALTH_CHECK_FAILED)  # applied, whatever the health
     )
 
 
@@ -237,7 +237,7 @@ class SyncLoop(loops.ObjectLoop):
         self.health_only = (
             seen if result.applied and result.outcome.ready == "True" and cached and not spec.wait else None
         )
-        if kept and not result.changes:
+        if kept and result.applied and not result.changes:
             result.plan = None  # a turn that found nothing to do keeps the plan of the one that applied
         await self.finish(body, result, requested=requested)
         self.transient_failures = self.transient_failures + 1 if result.transient else 0
