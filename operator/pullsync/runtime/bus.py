@@ -75,8 +75,10 @@ class Bus:
             listeners.discard(key)
         self._ready.pop(key, None)
         self._dependencies.pop(key, None)
-        for waiting in self._awaiting.values():
+        for namespace, waiting in list(self._awaiting.items()):
             waiting.discard(key)
+            if not waiting:
+                del self._awaiting[namespace]
 
     def publish(self, source: Key, artifact: Artifact) -> None:
         """Record the latest artifact of `source` and wake every listener."""
