@@ -21,8 +21,6 @@ from pullsync.runtime import config, loops
 from pullsync.runtime.services import Services
 from pullsync.source import repository
 from pullsync.sync import reconcile
-from pullsync.web import webhook
-from pullsync.web.endpoints import Servers
 
 log = logging.getLogger("pullsync")
 
@@ -69,8 +67,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             repositories=lambda ns, name: memo.gitrepositories.bodies.get((ns, name)),
         ),
     )
-    memo.servers = Servers()
-    await memo.servers.start((memo.config.webhook_addr, webhook.for_leader(memo.services)))
+    memo.receiver.lead(services.bus)  # webhooks wake the pollers here
     if memo.get("ready") is not None:
         memo.ready.set()  # /readyz: this replica reconciles and receives webhooks
     namespaces = ", ".join(memo.config.namespaces) or "all namespaces"
@@ -111,7 +108,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.previews.close()
     await memo.syncs.close()
     await memo.gitrepositories.close()
-    await memo.servers.stop()
+    memo.receiver.lead(None)  # relayed to the leader (this process's next Kopf) meanwhile
     await memo.services.close()
     log.info("pullsync stopped")
 

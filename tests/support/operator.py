@@ -14,7 +14,10 @@ from pathlib import Path
 
 import kopf
 
+from pullsync import kube
 from pullsync.runtime import config
+from pullsync.web import webhook
+from pullsync.web.endpoints import Servers
 from support import wait
 from support.git import free_port
 
@@ -52,11 +55,19 @@ class Operator:
         self.memo = kopf.Memo(config=self.config)
 
     def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        """As `pullsync run` does it: the webhook receiver for the whole run, then Kopf."""
         from pullsync import handlers  # noqa: F401 - registers the handlers
 
+        client = await kube.Client.connect(self.config.kubeconfig)
+        self.memo.receiver = webhook.Receiver(client, self.config)
+        servers = Servers()
+        await servers.start((self.config.webhook_addr, self.memo.receiver.app()))
         clusterwide, namespaces = config.kopf_scope(self.config.namespaces)
-        asyncio.run(
-            kopf.operator(
+        try:
+            await kopf.operator(
                 clusterwide=clusterwide,
                 namespaces=namespaces,
                 standalone=True,
@@ -64,7 +75,9 @@ class Operator:
                 stop_flag=self.stop_flag,
                 ready_flag=self.ready_flag,
             )
-        )
+        finally:
+            await servers.stop()
+            await client.close()
 
     def start(self) -> "Operator":
         logging.getLogger().addHandler(self.logs)

@@ -15,7 +15,7 @@ from pullsync.runtime import config
 
 
 def test_kopf_stopped_by_an_error_starts_again_in_the_same_process(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     memos: list[Any] = []
 
@@ -29,7 +29,15 @@ def test_kopf_stopped_by_an_error_starts_again_in_the_same_process(
 
     monkeypatch.setattr(kopf, "operator", operator)
     monkeypatch.setattr(run, "RESTART_MAX_DELAY", 0.01)
-    cfg = config.Config(health_addr="127.0.0.1:0", metrics_addr="127.0.0.1:0")
+    kubeconfig = tmp_path / "kubeconfig"  # never contacted: Kopf is a stand-in
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    cfg = config.Config(
+        kubeconfig=str(kubeconfig), health_addr="127.0.0.1:0", metrics_addr="127.0.0.1:0", webhook_addr="127.0.0.1:0"
+    )
     assert asyncio.run(run._run(cfg)) == 0
     assert len(memos) == 2
     assert memos[0] is not memos[1]  # each run starts its services afresh

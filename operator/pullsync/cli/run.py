@@ -8,6 +8,7 @@ the operator starts: the other commands never load it.
 import argparse
 import asyncio
 import asyncio.sslproto
+import contextlib
 import logging
 import os
 import secrets
@@ -217,13 +218,19 @@ async def _run(cfg: config.Config) -> int:
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("kopf").setLevel(logging.WARNING)  # Kopf's per-handler chatter
     ready = asyncio.Event()
+    client = await kube.Client.connect(cfg.kubeconfig)  # never fenced: the Lease, and webhooks relayed to the leader
+    receiver = webhook.Receiver(client, cfg)
     servers = endpoints.Servers()
-    await servers.start((cfg.health_addr, endpoints.health_app(ready)), (cfg.metrics_addr, endpoints.metrics_app()))
+    await servers.start(
+        (cfg.health_addr, endpoints.health_app(ready)),
+        (cfg.metrics_addr, endpoints.metrics_app()),
+        (cfg.webhook_addr, receiver.app()),
+    )
     election: leader.Election | None = None
     keeper: asyncio.Task[None] | None = None
     try:
         if cfg.leader_elect:
-            election = await _campaign(cfg, ready)
+            election = await _campaign(cfg, client, ready)
             if election is None:
                 return 0  # stopped while waiting
             keeper = asyncio.create_task(election.keep())
@@ -237,7 +244,9 @@ async def _run(cfg: config.Config) -> int:
                     identity=IDENTITY,  # type: ignore[arg-type]  # a str; Kopf guesses from /etc/passwd, which lacks OpenShift UIDs
                     clusterwide=clusterwide,
                     namespaces=namespaces,
-                    memo=kopf.Memo(config=cfg, ready=ready, fence=election.leading if election else None),
+                    memo=kopf.Memo(
+                        config=cfg, ready=ready, receiver=receiver, fence=election.leading if election else None
+                    ),
                     stop_flag=election.lost if election else None,
                 )
                 return 1 if election and election.lost.is_set() else 0
@@ -252,12 +261,12 @@ async def _run(cfg: config.Config) -> int:
                 if await _signalled(timeout=delay):
                     return 0
     finally:
+        if keeper is not None:
+            keeper.cancel()
         if election is not None:
-            if keeper is not None:
-                keeper.cancel()
             await election.release()
-            await election.client.close()
         await servers.stop()
+        await client.close()
 
 
 async def _signalled(waiting: "asyncio.Task[Any] | None" = None, *, timeout: float | None = None) -> bool:
@@ -279,11 +288,10 @@ async def _signalled(waiting: "asyncio.Task[Any] | None" = None, *, timeout: flo
     return stopping.is_set()
 
 
-async def _campaign(cfg: config.Config, ready: asyncio.Event) -> leader.Election | None:
+async def _campaign(cfg: config.Config, client: kube.Client, ready: asyncio.Event) -> leader.Election | None:
     """Wait for the Lease (or a stop signal, then None). While another holds it, this replica
-    is Ready and relays webhooks to the leader (`webhook.for_standby`); once it leads, it
-    is Ready again when Kopf has started, whose receiver takes over the address."""
-    client = await kube.Client.connect(cfg.kubeconfig)
+    is Ready: its webhook receiver relays calls to the leader. Once it leads, it is Ready
+    again when Kopf has started."""
     election = leader.Election(
         client,
         namespace=cfg.leader_election_namespace,
@@ -293,21 +301,14 @@ async def _campaign(cfg: config.Config, ready: asyncio.Event) -> leader.Election
         renew=cfg.lease_duration / 3,
         retry=max(0.5, cfg.lease_duration / 7),
     )
-    standby = endpoints.Servers()
-
-    async def stand_by() -> None:
-        await standby.start((cfg.webhook_addr, webhook.for_standby(client, cfg.shard)))
-        ready.set()
-
-    acquired = asyncio.create_task(election.acquire(stand_by))
-    try:
-        await _signalled(acquired)
-    finally:
-        ready.clear()
-        await standby.stop()
-    if not acquired.done():
+    acquired = asyncio.create_task(election.acquire(stand_by=ready.set))
+    stopped = await _signalled(acquired)
+    ready.clear()
+    if stopped:  # even if the Lease was won meanwhile: give it up, Kopf never starts
         acquired.cancel()
-        await client.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await acquired
+        await election.release()
         return None
     acquired.result()
     return election

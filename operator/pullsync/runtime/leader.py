@@ -14,7 +14,7 @@ released at once. Updates are optimistic (resourceVersion): two candidates never
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from pullsync import kube
@@ -57,16 +57,15 @@ class Election:
         """Whether this process may still write: it renewed within the renew deadline."""
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.renew_deadline
 
-    async def acquire(self, stand_by: Callable[[], Awaitable[object]] | None = None) -> None:
-        """Return once this process holds the Lease; `stand_by` is awaited once, when the
+    async def acquire(self, stand_by: Callable[[], object] = lambda: None) -> None:
+        """Return once this process holds the Lease; `stand_by` is called once, when the
         first attempt finds it held by another."""
         announced = False
         while not await self._try():
             if not announced:
                 log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
                 announced = True
-                if stand_by is not None:
-                    await stand_by()
+                stand_by()
             await asyncio.sleep(self.retry)
         log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
 

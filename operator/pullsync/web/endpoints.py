@@ -1,7 +1,6 @@
-"""The operator's HTTP servers: health (`/healthz`, `/readyz`) and metrics, which run for
-the whole process, and the webhook receiver (`webhook`), the leader's while the operator
-reconciles and a standby's while it waits for the Lease. Each has its own address
-(`--health-addr`, `--metrics-addr`, `--webhook-addr`).
+"""The operator's HTTP servers, which run for the whole process: health (`/healthz`,
+`/readyz`), metrics, and the webhook receiver (`webhook.Receiver`). Each has its own
+address (`--health-addr`, `--metrics-addr`, `--webhook-addr`).
 """
 
 import asyncio
@@ -14,8 +13,8 @@ from pullsync.runtime import config
 
 
 def health_app(ready: asyncio.Event) -> web.Application:
-    """`/healthz` answers while the event loop turns; `/readyz` while `ready` is set: the
-    webhook receiver listens, a standby's or (once start-up finished) the leader's."""
+    """`/healthz` answers while the event loop turns; `/readyz` while `ready` is set: while
+    this replica reconciles (once start-up finished) or stands by for the Lease."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -42,6 +41,9 @@ def metrics_app() -> web.Application:
     return application
 
 
+STOP_SECONDS = 5.0  # for requests in flight when the servers stop
+
+
 class Servers:
     """HTTP servers started together and stopped together."""
 
@@ -52,7 +54,7 @@ class Servers:
         """Serve each (host:port, application)."""
         for addr, application in apps:
             host, port = config.split_addr(addr)
-            runner = web.AppRunner(application, access_log=None)
+            runner = web.AppRunner(application, access_log=None, shutdown_timeout=STOP_SECONDS)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             self.runners.append(runner)

@@ -2,34 +2,35 @@
 
 Nothing from the payload is trusted or echoed: a call whose signature checks out with the
 `token` of the GitRepository's `webhookSecretRef` only asks for an immediate poll. Every
-replica receives: the leader wakes its poller (`for_leader`); a standby sets
-`pullsync.dev/requestedAt` on the GitRepository (`for_standby`), which the leader's watch
-sees, so a call that the Service sends to any replica is a poll.
+replica receives, for its whole life (`Receiver`): the leader wakes its poller, a standby
+sets `pullsync.dev/requestedAt` on the GitRepository, which the leader's watch sees, so a
+call that the Service sends to any replica is a poll.
 Accepted: GitHub `X-Hub-Signature-256`, Gitea/Forgejo `X-Gitea-Signature`, GitLab
 `X-Gitlab-Token`, Bitbucket `X-Hub-Signature`, generic `X-Signature: sha256=<hex>`.
-Status codes: 202 accepted, 401 bad or missing signature, 404 unknown repository or no
-webhook secret (or a GitRepository of another shard), 413 body over 1 MiB, 429 more than
-a burst of 20 calls (then 2 per second) for one path, 503 the poll could not be asked for
-(the API server refused or did not answer); the rate limit is checked before anything is
-looked up.
+Status codes: 202 accepted, 401 bad or missing signature, 404 unknown repository, no
+webhook secret, a namespace this operator does not watch or a GitRepository of another
+shard, 408 a body not sent within 10 s, 413 body over 1 MiB, 429 more than a burst of 20
+calls (then 2 per second) for one path, 503 the API server refused or did not answer the
+lookup or the annotation; the rate limit is checked before anything is looked up.
 """
 
+import asyncio
 import base64
 import hmac
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from aiohttp import web
 
 from pullsync import api, kube
 from pullsync.api import clock
-from pullsync.runtime import tokenbucket
-from pullsync.runtime.services import Services
+from pullsync.runtime import bus, config, tokenbucket
 
 log = logging.getLogger("pullsync.webhook")
 
 MAX_BODY = 1024 * 1024
+BODY_SECONDS = 10.0  # to send the body: a call that trickles in holds nothing longer
 
 
 class RateLimiter:
@@ -71,72 +72,79 @@ def signature_valid(headers: Mapping[str, str], body: bytes, token: bytes) -> bo
     return False
 
 
-Poll = Callable[[str, str], Awaitable[object]]  # ask for a poll of the GitRepository (namespace, name) now
+class Receiver:
+    """The webhook receiver of one process, for its whole life (`app`). While this process
+    reconciles (`lead`), a verified call wakes the poller here; otherwise (a standby that
+    waits for the Lease, or Kopf starting) it sets `pullsync.dev/requestedAt` on the
+    GitRepository, and the leader polls when its watch sees that, as for `pullsync
+    reconcile gitrepo`. Only GitRepositories of this operator's namespaces and shard."""
 
+    def __init__(self, client: kube.Client, cfg: config.Config, limiter: RateLimiter | None = None) -> None:
+        self.client = client  # the process's own: reads, and the annotation (never fenced)
+        self.shard = cfg.shard
+        self.namespaces = cfg.namespaces
+        self.limiter = limiter or RateLimiter()
+        self.bus: bus.Bus | None = None
 
-def for_leader(services: Services, limiter: RateLimiter | None = None) -> web.Application:
-    """The receiver of the replica that reconciles: a call wakes the poller in this process."""
+    def lead(self, signals: bus.Bus | None) -> None:
+        """Wake the pollers on `signals` from now on (None: relay to the leader again)."""
+        self.bus = signals
 
-    async def wake(namespace: str, name: str) -> None:
-        services.bus.wake(("GitRepository", namespace, name), request=True)
-
-    return app(services.client, services.config.shard, wake, "polling now", limiter)
-
-
-def for_standby(client: kube.Client, shard: str | None) -> web.Application:
-    """The receiver of a replica waiting for the Lease: a call sets `pullsync.dev/requestedAt`
-    on the GitRepository, and the leader polls when its watch sees it (as `pullsync
-    reconcile gitrepo` asks)."""
-
-    async def annotate(namespace: str, name: str) -> None:
+    async def poll(self, namespace: str, name: str) -> str:
+        """Ask for a poll of the GitRepository now; how, for the log."""
+        if self.bus is not None:
+            self.bus.wake(("GitRepository", namespace, name), request=True)
+            return "polling now"
         requested = {api.ANNOTATION_REQUESTED_AT: clock.now_micro()}
-        await client.merge_patch(kube.GITREPOSITORIES, namespace, name, {"metadata": {"annotations": requested}})
+        await self.client.merge_patch(kube.GITREPOSITORIES, namespace, name, {"metadata": {"annotations": requested}})
+        return "the leader polls now"
 
-    return app(client, shard, annotate, "the leader polls now")
+    def app(self) -> web.Application:
+        application = web.Application(client_max_size=MAX_BODY + 1)
+        application.router.add_post("/hooks/{namespace}/{name}", self.receive)
+        return application
 
-
-def app(
-    client: kube.Client, shard: str | None, poll: Poll, polling: str, limiter: RateLimiter | None = None
-) -> web.Application:
-    """The aiohttp application of a receiver for the GitRepositories of `shard`: `poll` acts
-    on an accepted call, and the log says `polling`."""
-    limiter = limiter or RateLimiter()
-
-    async def receive(request: web.Request) -> web.Response:
+    async def receive(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
-        if not limiter.allow(f"{namespace}/{name}"):
+        if not self.limiter.allow(f"{namespace}/{name}"):
             return web.Response(status=429, headers={"Retry-After": "1"}, text="too many requests\n")
+        if not config.in_scope(namespace, self.namespaces):
+            return web.Response(status=404, text="not found\n")
         if (request.content_length or 0) > MAX_BODY:
             return web.Response(status=413, text="payload too large\n")
-        body = await request.content.read(MAX_BODY + 1)
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                body = await request.content.read(MAX_BODY + 1)
+        except TimeoutError:
+            return web.Response(status=408, text="the body took too long\n")
         if len(body) > MAX_BODY:
             return web.Response(status=413, text="payload too large\n")
-        repo = await client.get(kube.GITREPOSITORIES, namespace, name)
+        try:
+            return await self.verified(namespace, name, request.headers, body)
+        except kube.ApiError as e:
+            log.warning("webhook %s/%s: could not look it up or ask for a poll: %s", namespace, name, e)
+            return web.Response(status=503, headers={"Retry-After": "5"}, text="cannot ask for a poll now\n")
+
+    async def verified(self, namespace: str, name: str, headers: Mapping[str, str], body: bytes) -> web.Response:
+        """Check the call against the GitRepository's webhook token, then ask for a poll."""
+        repo = await self.client.get(kube.GITREPOSITORIES, namespace, name)
         try:
             secret_name = api.GitRepositorySpec.parse((repo or {}).get("spec") or {}).webhook_secret_name
         except ValueError:
             secret_name = None
-        secret = await client.get(kube.SECRETS, namespace, secret_name) if secret_name else None
+        secret = await self.client.get(kube.SECRETS, namespace, secret_name) if secret_name else None
         token_b64 = ((secret or {}).get("data") or {}).get("token")
         if not token_b64:
             return web.Response(status=404, text="not found\n")
-        if not signature_valid(request.headers, body, base64.b64decode(token_b64)):
+        if not signature_valid(headers, body, base64.b64decode(token_b64)):
             log.warning("webhook %s/%s: rejected a call with a bad or missing signature", namespace, name)
             return web.Response(status=401, text="invalid signature\n")
-        theirs = api.shard_of(repo or {})
-        if theirs != shard:  # another operator polls it: say where the call belongs
-            where = f"shard {theirs}" if theirs else "no shard"
+        shard = api.shard_of(repo or {})
+        if shard != self.shard:  # another operator polls it: say where the call belongs
+            where = f"shard {shard}" if shard else "no shard"
             log.warning("webhook %s/%s: refused, the GitRepository is in %s", namespace, name, where)
             return web.Response(status=404, text=f"GitRepository {namespace}/{name} is in {where}: "
                                 "send its webhooks to that operator's Service\n")  # fmt: skip
-        try:
-            await poll(namespace, name)
-        except kube.ApiError as e:
-            log.warning("webhook %s/%s: accepted, but could not ask for a poll: %s", namespace, name, e)
-            return web.Response(status=503, headers={"Retry-After": "5"}, text="cannot ask for a poll now\n")
-        log.info("webhook %s/%s: accepted, %s", namespace, name, polling)
+        how = await self.poll(namespace, name)
+        log.info("webhook %s/%s: accepted, %s", namespace, name, how)
         return web.Response(status=202, text="accepted\n")
-
-    application = web.Application(client_max_size=MAX_BODY + 1)
-    application.router.add_post("/hooks/{namespace}/{name}", receive)
-    return application
