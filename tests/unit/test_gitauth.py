@@ -1,6 +1,11 @@
-"""Credentials never leak into messages."""
+"""Credentials never leak into messages, and missing ones are said to be missing where
+they should be."""
 
 import base64
+import time
+
+import pygit2
+import pytest
 
 from pullsync.source import gitauth
 
@@ -34,3 +39,21 @@ def test_errors_are_classified_by_cause_and_scrubbed() -> None:
     assert failure.cause == "auth"
     assert "hunter2" not in str(failure)
     assert gitauth.classify(Exception("failed to connect to 127.0.0.1: Connection refused"), None).cause == "connect"
+
+
+@pytest.mark.parametrize(
+    ("secret", "ssh", "words"),
+    [
+        (None, False, "the server asks for credentials: name a Secret with them in spec.secretRef"),
+        (gitauth.Credentials(ca_cert="pem"), False, "Secret lacks (username and password, or bearerToken)"),
+        (gitauth.Credentials(known_hosts="h k"), True, "the secretRef Secret lacks (identity)"),
+    ],
+)
+def test_credentials_asked_for_and_missing_say_where_they_belong(
+    secret: gitauth.Credentials | None, ssh: bool, words: str
+) -> None:
+    callbacks = gitauth.Callbacks(secret, time.monotonic() + 10, ssh=ssh, max_bytes=1, host="h", where="h")
+    wanted = pygit2.enums.CredentialType.SSH_MEMORY if ssh else pygit2.enums.CredentialType.USERPASS_PLAINTEXT
+    with pytest.raises(gitauth.GitFailure) as failed:
+        callbacks.credentials("https://h/r.git", None, wanted)
+    assert words in str(failed.value)

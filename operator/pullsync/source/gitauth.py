@@ -83,6 +83,7 @@ class Callbacks(pygit2.RemoteCallbacks):
         self.host = host  # the URL's host: a redirect elsewhere is refused
         self.where = where  # the host as messages name it: [host]:port for SSH on another port than 22
         self.creds = creds or Credentials()
+        self.secret_named = creds is not None  # spec.secretRef names a Secret
         self.deadline = deadline
         self.ssh = ssh
         self.max_bytes = max_bytes
@@ -113,7 +114,13 @@ class Callbacks(pygit2.RemoteCallbacks):
             return pygit2.UserPass(c.username, c.password)
         if allowed_types & pygit2.enums.CredentialType.USERNAME:
             return pygit2.Username(username_from_url or c.username or "git")
-        raise GitFailure("auth", "authentication required but the secretRef gives no usable credentials")
+        if not self.secret_named:
+            raise GitFailure("auth", "the server asks for credentials: name a Secret with them in spec.secretRef")
+        raise GitFailure(
+            "auth",
+            "the server asks for credentials that the secretRef Secret lacks "
+            f"({'identity' if self.ssh else 'username and password, or bearerToken'})",
+        )
 
     def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
         self._check_host(host.decode(errors="replace"))  # before any request reaches that host
