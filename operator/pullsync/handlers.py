@@ -105,10 +105,10 @@ def _base64(pem: str | None) -> str | None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.receiver.lead(None)  # from now on relayed to the leader (this process's next Kopf, or another)
     await memo.previews.close()
     await memo.syncs.close()
     await memo.gitrepositories.close()
-    memo.receiver.lead(None)  # relayed to the leader (this process's next Kopf) meanwhile
     await memo.services.close()
     log.info("pullsync stopped")
 
