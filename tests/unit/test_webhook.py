@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -91,10 +92,17 @@ class Cluster:
         self.patches.append((namespace, name, patch))
 
 
-def call(receiver: webhook.Receiver, path: str, headers: dict[str, str]) -> int:
+def call(receiver: webhook.Receiver, path: str, headers: dict[str, str], *pieces: bytes) -> int:
+    """POST `pieces` (BODY by default) one after another, as a slow network delivers them."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+            await asyncio.sleep(0.05)
+
     async def post() -> int:
         async with TestClient(TestServer(receiver.app())) as client:
-            response = await client.post(path, data=BODY, headers=headers)
+            response = await client.post(path, data=body() if pieces else BODY, headers=headers)
             return response.status
 
     return asyncio.run(post())
@@ -143,3 +151,22 @@ def test_a_leader_wakes_its_poller_and_writes_nothing() -> None:
 def test_a_relay_the_api_server_refuses_is_a_503_to_try_again() -> None:
     receiver = webhook.Receiver(Cluster(patch_fails=True), config.Config(shard="a"))  # type: ignore[arg-type]
     assert call(receiver, "/hooks/team/app", SIGNED) == 503
+
+
+def test_a_body_that_arrives_in_pieces_is_read_whole_and_one_too_large_is_refused() -> None:
+    cluster = Cluster()
+    receiver = webhook.Receiver(cluster, config.Config(shard="a"))  # type: ignore[arg-type]
+    assert call(receiver, "/hooks/team/app", SIGNED, BODY[:5], BODY[5:]) == 202
+    assert call(receiver, "/hooks/team/app", SIGNED, b"x" * webhook.MAX_BODY, b"x") == 413
+    assert len(cluster.patches) == 1
+
+
+def test_a_receiver_that_stops_leading_relays_again() -> None:
+    cluster, signals = Cluster(), bus.Bus()
+    signals.waker(("GitRepository", "team", "app"))
+    receiver = webhook.Receiver(cluster, config.Config(shard="a"))  # type: ignore[arg-type]
+    receiver.lead(signals)
+    receiver.lead(None)  # Kopf stopped: its pollers are gone
+    assert call(receiver, "/hooks/team/app", SIGNED) == 202
+    assert len(cluster.patches) == 1
+    assert not signals.take_request(("GitRepository", "team", "app"))

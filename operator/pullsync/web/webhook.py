@@ -100,7 +100,7 @@ class Receiver:
         return "the leader polls now"
 
     def app(self) -> web.Application:
-        application = web.Application(client_max_size=MAX_BODY + 1)
+        application = web.Application(client_max_size=MAX_BODY)
         application.router.add_post("/hooks/{namespace}/{name}", self.receive)
         return application
 
@@ -114,10 +114,10 @@ class Receiver:
             return web.Response(status=413, text="payload too large\n")
         try:
             async with asyncio.timeout(BODY_SECONDS):
-                body = await request.content.read(MAX_BODY + 1)
+                body = await request.read()  # the whole body, however many pieces it comes in
         except TimeoutError:
             return web.Response(status=408, text="the body took too long\n")
-        if len(body) > MAX_BODY:
+        except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="payload too large\n")
         try:
             return await self.verified(namespace, name, request.headers, body)
