@@ -60,12 +60,18 @@ class Resolved:
         return f"{self.name}@{self.commit[:12]}" if self.name != self.commit else self.commit[:12]
 
 
-def ssh_port(url: str) -> int:
-    """The port of an ssh:// URL (22 unless it says; scp-like URLs have none)."""
-    try:
-        return (urlsplit(url).port if "://" in url else None) or 22
-    except ValueError:  # not a number: the connection says so
-        return 22
+def ssh_address(url: str) -> tuple[str, int]:
+    """The host of an SSH URL as it is spelled (libssh2 compares names case by case) and
+    its port (22 unless an ssh:// URL says)."""
+    if "://" not in url:  # scp-like: user@host:path
+        return url.partition("@")[2].partition(":")[0], 22
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = netloc.partition(":")
+    return host, int(port) if port.isdigit() else 22
 
 
 def is_ssh(url: str) -> bool:
@@ -136,26 +142,27 @@ class Cache:
             if creds is not None and creds.ca_cert:
                 self._trust(creds.ca_cert)
             host = urlpolicy.split(url)[1]
-            port = ssh_port(url) if ssh else 0
+            spelled, port = ssh_address(url) if ssh else (host, 0)
             callbacks = Callbacks(
                 creds,
                 time.monotonic() + timeout,
                 ssh=ssh,
                 max_bytes=self.max_fetch_bytes,
                 host=host,
-                where=knownhosts.name(host, port) if ssh else host,
+                where=knownhosts.name(spelled, port) if ssh else host,
             )
             if ssh:
                 assert creds is not None
                 assert creds.known_hosts is not None
-                known = knownhosts.entries_for(creds.known_hosts, host, port)
-                if not known:
-                    keyscan = f"ssh-keyscan {'' if port == 22 else f'-p {port} '}{host}"
+                try:
+                    known = knownhosts.entries_for(creds.known_hosts, spelled, port)
+                except ValueError as e:
+                    keyscan = f"ssh-keyscan {'' if port == 22 else f'-p {port} '}{spelled}"
                     raise GitFailure(
                         "hostkey",
-                        f"known_hosts in the secretRef Secret has no entry for {callbacks.where} "
+                        f"known_hosts in the secretRef Secret {e} "
                         f"(`{keyscan}` prints the host's keys: check them before you trust them)",
-                    )
+                    ) from None
                 home = self.root / ".ssh-home"
                 (home / ".ssh").mkdir(parents=True, exist_ok=True, mode=0o700)
                 (home / ".ssh" / "known_hosts").write_text(known)
@@ -351,10 +358,7 @@ def resolve(refs: dict[str, str], ref: api.GitRef) -> Resolved:
             for name in refs
             if name.startswith("refs/tags/") and not name.endswith("^{}")
         ]
-        try:
-            tag = semver.newest(tags, ref.semver)
-        except ValueError as e:
-            raise GitFailure("ref", str(e)) from None
+        tag = semver.newest(tags, ref.semver)  # a valid range: the poller checked it first
         if tag is None:
             raise GitFailure("ref", f"no tag matches semver range {ref.semver!r}")
         return _tag(refs, tag)

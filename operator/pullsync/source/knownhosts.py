@@ -1,10 +1,12 @@
 """known_hosts read as OpenSSH reads it, for the one host and port a fetch connects to.
 
 libgit2 verifies SSH host keys through libssh2, which reads known_hosts its own way: an
-entry for a bare host name also matches that host on any port, and wildcard patterns
-match nothing. pullsync hands it only the entries OpenSSH would consult for the URL's
-host and port, each written under the one name libssh2 looks up. When none applies the
-fetch stops before connecting, saying so; a refusal after that means the key differs.
+entry for a bare host name also matches that host on any port, wildcard patterns match
+nothing, names are compared case by case, and `@revoked` lines are ignored. pullsync
+hands it only the entries OpenSSH would accept for the URL's host and port, each written
+under the name libssh2 looks up (the host as the URL spells it), without the keys a
+`@revoked` line for that host names. When none is left the fetch stops before
+connecting, saying so; a refusal after that means the key differs.
 """
 
 import base64
@@ -13,6 +15,8 @@ import hashlib
 import hmac
 import re
 
+NO_CERTIFICATES = "host certificates (@cert-authority) are not supported: list the host's keys"
+
 
 def name(host: str, port: int) -> str:
     """How known_hosts names `host` on `port`: bare on 22, else `[host]:port`."""
@@ -20,23 +24,35 @@ def name(host: str, port: int) -> str:
 
 
 def entries_for(text: str, host: str, port: int) -> str:
-    """The lines of `text` that name `host` on `port`, under that name; '' when none does.
-    Lines with a marker (`@revoked`, `@cert-authority`) are kept as they are."""
-    wanted = name(host, port)
-    marked, entries = [], []
+    """The lines of `text` for `host` on `port`, under that name (the host as the URL spells
+    it); ValueError saying why when none is left."""
+    entries: list[list[str]] = []
+    revoked: set[tuple[str, str]] = set()
+    authorities = False
     for line in text.splitlines():
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
-        if fields[0].startswith("@"):
-            marked.append(line)
-        elif len(fields) >= 3 and _names(fields[0], wanted):
-            entries.append(" ".join([wanted, *fields[1:]]))
-    return "".join(f"{line}\n" for line in marked + entries) if entries else ""
+        marker = fields.pop(0) if fields[0].startswith("@") else ""
+        if len(fields) < 3 or not _names(fields[0], name(host.lower(), port)):
+            continue
+        if marker == "@revoked":
+            revoked.add((fields[1], fields[2]))
+        elif marker == "@cert-authority":
+            authorities = True
+        elif not marker:
+            entries.append(fields[1:])
+    kept = [" ".join([name(host, port), *fields]) for fields in entries if (fields[0], fields[1]) not in revoked]
+    if kept:
+        return "".join(f"{line}\n" for line in kept)
+    if entries:
+        raise ValueError(f"lists only @revoked keys for {name(host, port)}")
+    raise ValueError(f"has no entry for {name(host, port)}" + (f" ({NO_CERTIFICATES})" if authorities else ""))
 
 
 def _names(patterns: str, wanted: str) -> bool:
-    """Whether a known_hosts host field (hashed, or patterns with `*`, `?` and `!`) names `wanted`."""
+    """Whether a known_hosts host field (hashed, or patterns with `*`, `?` and `!`) names
+    `wanted` (lowercase, as OpenSSH compares and hashes it)."""
     if patterns.startswith("|1|"):
         try:
             salt, digest = (base64.b64decode(part, validate=True) for part in patterns[3:].split("|", 1))
