@@ -41,19 +41,23 @@ def test_errors_are_classified_by_cause_and_scrubbed() -> None:
     assert gitauth.classify(Exception("failed to connect to 127.0.0.1: Connection refused"), None).cause == "connect"
 
 
+KEY, PASSWORD = pygit2.enums.CredentialType.SSH_MEMORY, pygit2.enums.CredentialType.USERPASS_PLAINTEXT
+
+
 @pytest.mark.parametrize(
-    ("secret", "ssh", "words"),
+    ("secret", "ssh", "offered", "words"),
     [
-        (None, False, "the server asks for credentials: name a Secret with them in spec.secretRef"),
-        (gitauth.Credentials(ca_cert="pem"), False, "Secret lacks (username and password, or bearerToken)"),
-        (gitauth.Credentials(known_hosts="h k"), True, "the secretRef Secret lacks (identity)"),
+        (None, False, PASSWORD, "the server asks for credentials: name a Secret with them in spec.secretRef"),
+        (gitauth.Credentials(ca_cert="pem"), False, PASSWORD, "Secret lacks (username and password, or bearerToken)"),
+        (gitauth.Credentials(known_hosts="h k"), True, KEY, "the secretRef Secret lacks (identity)"),
+        (gitauth.Credentials(bearer_token="t"), False, PASSWORD, "server refused the secretRef Secret's bearerToken"),
+        (gitauth.Credentials(identity="k", known_hosts="h k"), True, PASSWORD, "takes no SSH key (identity) login"),
     ],
 )
 def test_credentials_asked_for_and_missing_say_where_they_belong(
-    secret: gitauth.Credentials | None, ssh: bool, words: str
+    secret: gitauth.Credentials | None, ssh: bool, offered: pygit2.enums.CredentialType, words: str
 ) -> None:
     callbacks = gitauth.Callbacks(secret, time.monotonic() + 10, ssh=ssh, max_bytes=1, host="h", where="h")
-    wanted = pygit2.enums.CredentialType.SSH_MEMORY if ssh else pygit2.enums.CredentialType.USERPASS_PLAINTEXT
     with pytest.raises(gitauth.GitFailure) as failed:
-        callbacks.credentials("https://h/r.git", None, wanted)
+        callbacks.credentials("https://h/r.git", None, offered)
     assert words in str(failed.value)

@@ -116,6 +116,10 @@ class Callbacks(pygit2.RemoteCallbacks):
             return pygit2.Username(username_from_url or c.username or "git")
         if not self.secret_named:
             raise GitFailure("auth", "the server asks for credentials: name a Secret with them in spec.secretRef")
+        if c.bearer_token and not self.ssh:  # sent as a header: a server that still asks refused it
+            raise GitFailure("auth", "authentication failed: the server refused the secretRef Secret's bearerToken")
+        if c.identity and self.ssh:
+            raise GitFailure("auth", "authentication failed: the server takes no SSH key (identity) login")
         raise GitFailure(
             "auth",
             "the server asks for credentials that the secretRef Secret lacks "
