@@ -3,6 +3,8 @@
 import asyncio
 from typing import Any
 
+import pytest
+
 from pullsync import kube
 from pullsync.runtime import leader
 
@@ -18,3 +20,17 @@ def test_releasing_the_lease_when_the_api_server_is_gone_only_warns(caplog: Any)
     election = leader.Election(Gone(), namespace="ops", name="pullsync", identity="me")  # type: ignore[arg-type]
     asyncio.run(election.release())
     assert "cannot reach the API server: refused; a standby takes it when it expires" in caplog.text
+
+
+@pytest.mark.parametrize("wins", [False, True])
+def test_a_stop_ends_the_campaign_after_the_attempt_in_flight(wins: bool) -> None:
+    election = leader.Election(Gone(), namespace="ops", name="pullsync", identity="me", retry=30)  # type: ignore[arg-type]
+    stop, stood_by = asyncio.Event(), []
+
+    async def attempt() -> bool:
+        stop.set()  # SIGTERM arrives while this attempt is in flight
+        return wins
+
+    election._try = attempt  # type: ignore[method-assign]
+    assert asyncio.run(election.acquire(lambda: stood_by.append(True), stop)) is wins  # at once, not after 30 s
+    assert stood_by == ([] if wins else [True])

@@ -301,12 +301,13 @@ async def _campaign(cfg: config.Config, client: kube.Client, ready: asyncio.Even
         renew=cfg.lease_duration / 3,
         retry=max(0.5, cfg.lease_duration / 7),
     )
-    acquired = asyncio.create_task(election.acquire(stand_by=ready.set))
+    stop = asyncio.Event()
+    acquired = asyncio.create_task(election.acquire(ready.set, stop))
     stopped = await _signalled(acquired)
     ready.clear()
-    if stopped:  # even if the Lease was won meanwhile: give it up, Kopf never starts
-        acquired.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+    if stopped:  # the attempt in flight ends first; a Lease it won is given up: Kopf never starts
+        stop.set()
+        with contextlib.suppress(Exception):
             await acquired
         await election.release()
         return None

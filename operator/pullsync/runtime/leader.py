@@ -12,6 +12,7 @@ released at once. Updates are optimistic (resourceVersion): two candidates never
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -57,17 +58,22 @@ class Election:
         """Whether this process may still write: it renewed within the renew deadline."""
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.renew_deadline
 
-    async def acquire(self, stand_by: Callable[[], object] = lambda: None) -> None:
-        """Return once this process holds the Lease; `stand_by` is called once, when the
-        first attempt finds it held by another."""
+    async def acquire(self, stand_by: Callable[[], object], stop: asyncio.Event) -> bool:
+        """Return True once this process holds the Lease, False once `stop` is set (after the
+        attempt in flight: one that wins holds the Lease, to release). `stand_by` is called
+        once, when the first attempt finds the Lease held by another."""
         announced = False
         while not await self._try():
             if not announced:
                 log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
                 announced = True
                 stand_by()
-            await asyncio.sleep(self.retry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.retry)
+            if stop.is_set():
+                return False
         log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
+        return True
 
     async def keep(self) -> None:
         """Renew until cancelled; set `lost` once the last renewal is older than the renew
