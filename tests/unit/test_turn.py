@@ -77,13 +77,21 @@ def test_the_healthy_condition_read_back_from_status_names_objects_as_people_do(
     assert message == "Deployment/team/web: 0 of 2 replicas available"
 
 
-@pytest.mark.parametrize(("status", "remembered"), [(422, False), (500, True), (0, True)])
+@pytest.mark.parametrize(
+    ("status", "message", "remembered"),
+    [
+        (422, "invalid", False),
+        (500, f"{kube.UNTYPED_APPLY}: .data: expected map", False),  # 1.20's refusal of a wrong type
+        (500, "etcd timed out", True),
+        (0, "cannot reach the API server", True),
+    ],
+)
 def test_a_write_the_server_refused_is_not_remembered_but_one_that_may_have_happened_is(
-    status: int, remembered: bool
+    status: int, message: str, remembered: bool
 ) -> None:
     class Answering:
         async def apply(self, resource: kube.Resource, obj: dict[str, Any]) -> dict[str, Any]:
-            raise kube.ApiError(status, {"message": "no"}, verb="patch", path="/x")
+            raise kube.ApiError(status, {"message": message}, verb="patch", path="/x")
 
     writes, write = apply.Writes(), planned("ConfigMap", "c", "cm.yaml")
     with pytest.raises(kube.ApiError):
