@@ -57,7 +57,7 @@ PLAN_FAILED = "Failed"
 
 @dataclasses.dataclass(frozen=True)
 class GitRef:
-    """The ref to follow; at most one field is set (the schema enforces it)."""
+    """The ref to follow: commit wins over semver, semver over tag, tag over branch."""
 
     branch: str | None = None
     tag: str | None = None
