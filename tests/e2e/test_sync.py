@@ -572,7 +572,8 @@ def test_a_second_sync_claiming_an_object_is_refused_and_writes_nothing(
     cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
 ) -> None:
     source = Source(cluster, namespace, git_http)
-    commit = source.push({"a/cm.yaml": m.configmap("shared", "from-a"), "b/cm.yaml": m.configmap("shared", "from-b")})
+    files = {"a/cm.yaml": m.configmap("shared", "from-a"), "b/cm.yaml": m.configmap("shared", "from-b")}
+    commit = source.push({**files, "c/cm.yaml": m.configmap("other", "from-c")})
     create_sync(cluster, namespace, "sync-a", path="a")
     wait_applied(cluster, namespace, commit, "sync-a")
     owner = get_sync(cluster, namespace, "sync-a")["status"]
@@ -587,16 +588,10 @@ def test_a_second_sync_claiming_an_object_is_refused_and_writes_nothing(
     assert [w for w in AuditLog.writes(requests) if "/configmaps/" in w] == []
     assert get_sync(cluster, namespace, "sync-a")["status"] == owner  # the owner is unaffected
 
-    cluster.api(
-        "PATCH", sync_path(namespace, "sync-a"), {"spec": {"prune": False}}, content_type="application/merge-patch+json"
-    )
-    wait.until(
-        lambda: (
-            "pullsync.dev/finalizer" not in get_sync(cluster, namespace, "sync-a")["metadata"].get("finalizers", [])
-        ),
-        what="no finalizer",
-    )
-    cluster.api("DELETE", sync_path(namespace, "sync-a"))  # its objects stay, and are free to take over
+    # sync-a moves on to another path without pruning: what it leaves behind is free to take over.
+    move = {"spec": {"prune": False, "path": "c"}}
+    cluster.api("PATCH", sync_path(namespace, "sync-a"), move, content_type="application/merge-patch+json")
+    wait.until(lambda: ids(get_sync(cluster, namespace, "sync-a")) == {f"{namespace}_other__ConfigMap"}, what="moved")
     request(cluster, sync_path(namespace, "sync-b"))
     wait_applied(cluster, namespace, commit, "sync-b")
     cm = cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/shared") or {}

@@ -358,9 +358,10 @@ async def _plan_one(
 
 
 async def check_claims(planned: list[Planned], *, owner: tuple[str, str], operator: kube.Client) -> None:
-    """PlanError if a live object belongs to another Sync that still exists: two Syncs
-    must not apply one object (each would relabel it at the other's every event). An
-    object left behind by a deleted Sync (`prune: false`) is taken over."""
+    """PlanError if a live object belongs to another Sync that still lists it in its
+    inventory: two Syncs must not apply one object (each would relabel it at the other's
+    every event). An object left behind with `prune: false` (by a deleted Sync, or one
+    whose path or targetNamespace moved on) is taken over."""
     claimed: dict[tuple[str, str], list[Item]] = {}
     for p in planned:
         labels = ((p.live or {}).get("metadata") or {}).get("labels") or {}
@@ -368,8 +369,11 @@ async def check_claims(planned: list[Planned], *, owner: tuple[str, str], operat
         if other[0] and other[1] and other != owner:
             claimed.setdefault((str(other[0]), str(other[1])), []).append(p.item)
     conflicts = []
-    for (namespace, name), taken in claimed.items():
-        if await operator.get(kube.SYNCS, namespace, name) is not None:
+    for (namespace, name), candidates in claimed.items():
+        other_sync = await operator.get(kube.SYNCS, namespace, name)
+        listed = {e.id for e in inventory.load((other_sync or {}).get("status"))}
+        taken = [i for i in candidates if i.entry.id in listed]
+        if taken:
             objects = ", ".join(f"{i.entry.describe()} ({i.doc.where})" for i in taken[:5])
             more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
             conflicts.append(f"{objects}{more}: managed by Sync {namespace}/{name}")
