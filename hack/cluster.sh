@@ -183,7 +183,12 @@ up() {
   fi
   if running etcd && [ -f "$CLUSTER_DIR/tokens.csv" ]; then
     # Only the API server (or the controller manager) stopped: start it again on the same
-    # etcd, as after an API server restart in a real cluster.
+    # etcd, as after an API server restart in a real cluster. One that was told to stop
+    # closes its port at once but drains its watches for a minute: stop it for good first.
+    if running kube-apiserver && ! wait_for 10 "kube-apiserver (pid $(cat "$CLUSTER_DIR/kube-apiserver.pid"))" ready; then
+      log "it runs but does not answer: stopping it to start it again"
+      stop_one kube-apiserver
+    fi
     running kube-apiserver || start_apiserver
     running kube-controller-manager || start_controller_manager
     wait_for 60 kube-apiserver ready
