@@ -48,7 +48,8 @@ class Repo:
         self.bare = bare
         git("init", "-q", "--bare", "-b", "main", str(bare))
         git("-C", str(bare), "config", "uploadpack.allowAnySHA1InWant", "true")
-        self.work = Path(tempfile.mkdtemp(prefix="pullsync-work-"))
+        self.work = bare.parent / f"{bare.name.removesuffix('.git')}.work"  # removed with the bare one
+        shutil.rmtree(self.work, ignore_errors=True)  # a repository made again starts afresh (the demo's)
         git("init", "-q", "-b", "main", str(self.work))
         git("-C", str(self.work), "remote", "add", "origin", str(bare))
 
