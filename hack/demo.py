@@ -98,7 +98,7 @@ def up() -> None:
     repo = Repo(STATE / "git" / "demo.git")  # the examples as they are now, force-pushed
     for example in ("app", "kustomize", "helm"):
         shutil.copytree(ROOT / "examples" / example, repo.work / example)
-    repo.commit({}, "demo: the examples")
+    commit = repo.commit({}, "demo: the examples")
     spawn("git-server", [sys.executable, __file__, "serve-git"])
     spawn("kubelet", [sys.executable, __file__, "serve-kubelet"])
     # The operator runs as the chart makes it (its ServiceAccount, its RBAC), not as admin.
@@ -144,9 +144,16 @@ def up() -> None:
     kubectl("apply", *(a for e in examples for a in ("-f", str(ROOT / "examples" / e))))
 
     def ready(kind: str) -> bool:
+        """Every object of `kind` Ready at the commit just pushed (a second `make demo` too)."""
         items = json.loads(kubectl("get", kind, "-n", "pullsync-demo", "-o", "json"))["items"]
         conditions = [c for obj in items for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
-        return len(conditions) == len(items) and all(c["status"] == "True" for c in conditions)
+        statuses = [obj.get("status") or {} for obj in items]
+        revisions = [str(s.get("lastAppliedRevision") or (s.get("artifact") or {}).get("revision")) for s in statuses]
+        return (
+            len(conditions) == len(items)
+            and all(c["status"] == "True" for c in conditions)
+            and all(commit in revision for revision in revisions)
+        )
 
     started = time.monotonic()
     try:
@@ -161,7 +168,9 @@ def up() -> None:
     print(kubectl("get", "deploy,svc,configmap", "-n", "web-staging", "-l", "pullsync.dev/name=web-staging"))
     print(
         f"Try:\n  export KUBECONFIG={KUBECONFIG}\n  kubectl get sync -A\n"
-        f"  kubectl scale deploy/web -n demo-app --replicas=5   # drift: reverted at the next interval\n"
+        f"  kubectl scale deploy/web -n demo-app --replicas=5   # drift: reverted at once (the watch sees it)\n"
+        f"  git clone http://{GIT_USER}:{GIT_PASSWORD}@127.0.0.1:{GIT_PORT}/demo.git   # edit app/, commit, push:\n"
+        f"      # applied within 10 s (the GitRepository's interval); `make demo` again resets it to examples/\n"
         f"  kubectl get sync demo -n pullsync-demo -o jsonpath='{{.status.health}}'   # pods run by a fake kubelet\n"
         f"  .venv/bin/pullsync build examples/kustomize/overlays/staging   # what web-staging applies\n"
         f"  tail -f {STATE / 'operator.log'}\n  make demo-down\n"
