@@ -5,7 +5,7 @@ import pytest
 
 from support import manifests as m
 from support import wait
-from support.cluster import AuditLog, Cluster, condition, sync_path
+from support.cluster import AuditLog, Cluster, condition, gitrepo_path, sync_path
 from support.git import HttpGitServer
 from support.operator import Operator
 from support.sync import (
@@ -424,6 +424,22 @@ def test_a_sync_says_at_once_why_the_first_fetch_of_its_source_failed(
     ready = condition(get_sync(cluster, namespace))
     assert (ready["status"], ready["reason"]) == ("False", "SourceNotReady")
     assert [e for e in cluster.events(namespace) if e["reason"] == "SourceNotReady"]
+
+
+def test_a_sync_says_at_once_that_its_source_was_deleted(
+    cluster: Cluster, operator: Operator, namespace: str, git_http: HttpGitServer
+) -> None:
+    commit = Source(cluster, namespace, git_http).push({"cm.yaml": m.configmap("cm")})
+    create_sync(cluster, namespace)  # interval: an hour
+    wait_applied(cluster, namespace, commit)
+    cluster.api("DELETE", gitrepo_path(namespace, "app"))
+    ready = wait.until(
+        lambda: (c := condition(get_sync(cluster, namespace))).get("reason") == "SourceNotReady" and c,
+        timeout=10,
+        what="SourceNotReady",
+    )
+    assert f"GitRepository {namespace}/app not found" in ready["message"]
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")  # what it applied stays
 
 
 def test_a_sync_that_failed_for_a_missing_namespace_applies_as_soon_as_it_is_created(

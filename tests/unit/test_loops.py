@@ -1,5 +1,6 @@
 """Per-object loops: one task per object, woken by its events, stopped when it is gone,
-and surviving a step that raises; the bus keeping why a source without an artifact failed."""
+and surviving a step that raises; the bus keeping why a source without an artifact failed,
+and telling listeners when their source is gone."""
 
 import asyncio
 from collections.abc import Callable, Mapping
@@ -120,3 +121,13 @@ async def test_the_bodies_kept_leave_out_managed_fields() -> None:
     assert kept["metadata"] == {"namespace": "ns", "name": "a"}
     assert kept["spec"] == "v1"
     await registry.close()
+
+
+def test_a_source_that_is_gone_asks_its_listeners_to_act_now() -> None:
+    signals = bus.Bus()
+    source, sync = ("GitRepository", "team", "app"), ("Sync", "team", "app")
+    signals.waker(source)
+    signals.waker(sync)
+    signals.listen(sync, source)
+    signals.forget(source)  # deleted: its Sync says so at once, not at its next interval
+    assert signals.take_request(sync)

@@ -66,7 +66,9 @@ class Bus:
         return False
 
     def forget(self, key: Key) -> None:
-        """Drop everything about `key` (its object was deleted or its loop stopped)."""
+        """Drop everything about `key` (its object was deleted or its loop stopped); the
+        listeners of a source are asked to act now (a Sync says its source is gone)."""
+        self._wake_listeners(key, request=True)
         self._wakers.pop(key, None)
         self._requested.discard(key)
         self._artifacts.pop(key, None)
