@@ -23,7 +23,8 @@ def parser() -> argparse.ArgumentParser:
         prog="pullsync",
         description="A pull-based GitOps operator for Kubernetes, and its command line for people and CI.",
         epilog="exit codes:\n  0  done\n  1  a result to act on: build, the directory does not render; health, an "
-        "object is not Current; diff, changes; reconcile --wait, the object failed\n  2  error\n\n"
+        "object is not Current; diff, changes; reconcile --wait (or --with-source), the object failed; run, it "
+        "lost its leader Lease\n  2  error\n\n"
         "`pullsync COMMAND --help` says more (each command's exit codes); `build` and `health` need no cluster; "
         "the others use the current kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config, else the pod's "
         "ServiceAccount).",

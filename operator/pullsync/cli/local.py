@@ -27,7 +27,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "path honoured, and pullsync's owner labels (pullsync.dev/name, pullsync.dev/namespace) added. "
         "A kustomization at PATH is built with kustomize and a Chart.yaml templated with helm, in the operator's "
         "sandbox. Namespaced objects that set no namespace get the Sync's targetNamespace only when applied. "
-        "Errors are reported as the Sync reports them (file and document), with exit code 1.",
+        "Errors are reported as the Sync reports them (file and document).",
+        epilog="exit codes:\n  0  done\n  1  the directory does not render (the Sync's message is printed)\n"
+        "  2  PATH is not a directory, or bad usage",
     )
     build_cmd.set_defaults(handler=print_build)
     build_cmd.add_argument("path", metavar="PATH", type=Path, help="the directory (in a checkout, or anywhere)")
@@ -57,8 +59,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="the kstatus health of objects in a file (no cluster needed)",
         description="Print the health of each object in FILE (YAML documents, a JSON object or a List, as "
         "`kubectl get -o yaml|json` writes them), computed by the operator's own rules: Current, InProgress, "
-        "Failed, Terminating, NotFound or Unknown, with why. Exit code 0 when every object is Current, 1 "
-        "otherwise, 2 when FILE cannot be read or holds no objects (or one without metadata.name).",
+        "Failed, Terminating, NotFound or Unknown, with why.",
+        epilog="exit codes:\n  0  every object is Current\n  1  an object is not Current\n"
+        "  2  FILE cannot be read or holds no objects (or one without metadata.name), or bad usage",
     )
     health.set_defaults(handler=_health)
     health.add_argument("-f", "--filename", required=True, type=Path, metavar="FILE", help="the objects ('-': stdin)")

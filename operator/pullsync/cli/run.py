@@ -40,7 +40,14 @@ log = logging.getLogger("pullsync")
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """`pullsync run` and its flags."""
-    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    run = sub.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig or in-cluster config",
+        description="Run the operator: reconcile the GitRepositories, Syncs and Previews of the watched namespaces "
+        "(of this shard) until SIGTERM or SIGINT, serving webhooks, /metrics, /healthz and /readyz.",
+        epilog="exit codes:\n  0  stopped (SIGTERM, SIGINT)\n  1  lost its leader Lease (--leader-elect)\n"
+        "  2  a bad flag, an address it cannot listen on, or no usable kubeconfig (said before anything starts)",
+    )
     run.set_defaults(handler=main)
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
@@ -52,13 +59,15 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (the default)")
     run.add_argument(
-        "--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig file (default: $KUBECONFIG)"
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else the pod's ServiceAccount)",
     )
     run.add_argument(
         "--cache-dir",
         type=Path,
         default=Path(os.environ.get("PULLSYNC_CACHE_DIR") or Path.home() / ".cache" / "pullsync" / "git"),
-        help="where bare git repositories are cached (default: ~/.cache/pullsync/git)",
+        help="where bare git repositories are cached (default: $PULLSYNC_CACHE_DIR, else ~/.cache/pullsync/git)",
     )
     run.add_argument("--webhook-addr", default="0.0.0.0:9292", help="webhook receiver address [0.0.0.0:9292]")
     run.add_argument("--metrics-addr", default="0.0.0.0:8080", help="Prometheus /metrics address [0.0.0.0:8080]")
