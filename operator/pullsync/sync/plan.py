@@ -371,8 +371,10 @@ async def check_claims(planned: list[Planned], *, owner: tuple[str, str], operat
     conflicts = []
     for (namespace, name), candidates in claimed.items():
         other_sync = await operator.get(kube.SYNCS, namespace, name)
-        listed = {e.id for e in inventory.load((other_sync or {}).get("status"))}
-        taken = [i for i in candidates if i.entry.id in listed]
+        # Without the group: one object may be served by two (Ingress in extensions and
+        # networking.k8s.io on 1.20, Event in core and events.k8s.io).
+        listed = {(e.namespace, e.name, e.kind) for e in inventory.load((other_sync or {}).get("status"))}
+        taken = [i for i in candidates if (i.entry.namespace, i.entry.name, i.entry.kind) in listed]
         if taken:
             objects = ", ".join(f"{i.entry.describe()} ({i.doc.where})" for i in taken[:5])
             more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
