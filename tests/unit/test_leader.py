@@ -33,4 +33,21 @@ def test_a_stop_ends_the_campaign_after_the_attempt_in_flight(wins: bool) -> Non
 
     election._try = attempt  # type: ignore[method-assign]
     assert asyncio.run(election.acquire(lambda: stood_by.append(True), stop)) is wins  # at once, not after 30 s
-    assert stood_by == ([] if wins else [True])
+    assert stood_by == []  # stopping: never Ready as a standby
+
+
+def test_a_campaign_rides_out_an_api_server_that_is_away(caplog: Any) -> None:
+    election = leader.Election(Gone(), namespace="ops", name="pullsync", identity="me", retry=0.01)  # type: ignore[arg-type]
+    answers: list[bool | None] = [None, False, True]  # no answer, held by another, won
+
+    async def attempt() -> bool:
+        answer = answers.pop(0)
+        if answer is None:
+            raise kube.Unreachable(ConnectionRefusedError("refused"), verb="get", path="/lease")
+        return answer
+
+    election._try = attempt  # type: ignore[method-assign]
+    stood_by: list[bool] = []
+    assert asyncio.run(election.acquire(lambda: stood_by.append(True), asyncio.Event()))
+    assert "campaigning for the Lease ops/pullsync failed: get /lease: cannot reach the API server" in caplog.text
+    assert stood_by == [True]

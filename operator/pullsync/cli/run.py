@@ -314,10 +314,10 @@ async def _campaign(cfg: config.Config, client: kube.Client, ready: asyncio.Even
     acquired = asyncio.create_task(election.acquire(ready.set, stop))
     stopped = await _signalled(acquired)
     ready.clear()
-    if stopped:  # the attempt in flight ends first; a Lease it won is given up: Kopf never starts
+    if stopped:  # the attempt in flight ends first (5 s at most); a Lease it won is given up
         stop.set()
         with contextlib.suppress(Exception):
-            await acquired
+            await asyncio.wait_for(acquired, leader.RELEASE_SECONDS)
         await election.release()
         return None
     acquired.result()

@@ -24,6 +24,7 @@ from pullsync.api import clock
 log = logging.getLogger("pullsync.leader")
 
 LEASES = kube.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+RELEASE_SECONDS = 5.0
 
 
 class Election:
@@ -63,11 +64,16 @@ class Election:
         attempt in flight: one that wins holds the Lease, to release). `stand_by` is called
         once, when the first attempt finds the Lease held by another."""
         announced = False
-        while not await self._try():
-            if not announced:
-                log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
-                announced = True
-                stand_by()
+        while True:
+            try:
+                if await self._try():
+                    break
+                if not announced and not stop.is_set():
+                    log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
+                    announced = True
+                    stand_by()
+            except kube.ApiError as e:  # the API server is away or refuses: campaign on
+                log.warning("campaigning for the Lease %s/%s failed: %s", self.namespace, self.name, e)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.retry)
             if stop.is_set():
@@ -94,14 +100,16 @@ class Election:
         """Give the Lease up so that a standby takes over at once (if the API server answers:
         else a standby takes it when it expires)."""
         try:
-            lease = await self.client.get(LEASES, self.namespace, self.name)
-            if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
-                return
-            lease["spec"]["holderIdentity"] = ""  # free: a candidate takes it at once
-            lease["spec"]["leaseDurationSeconds"] = 1
-            await self.client.request("PUT", LEASES.path(self.namespace, self.name), body=lease)
-        except kube.ApiError as e:
-            log.warning("releasing the Lease failed: %s; a standby takes it when it expires", e)
+            async with asyncio.timeout(RELEASE_SECONDS):  # a pod being stopped has little time
+                lease = await self.client.get(LEASES, self.namespace, self.name)
+                if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
+                    return
+                lease["spec"]["holderIdentity"] = ""  # free: a candidate takes it at once
+                lease["spec"]["leaseDurationSeconds"] = 1
+                await self.client.request("PUT", LEASES.path(self.namespace, self.name), body=lease)
+        except (kube.ApiError, TimeoutError) as e:
+            why = str(e) or "no answer in time"
+            log.warning("releasing the Lease failed: %s; a standby takes it when it expires", why)
 
     async def _try(self) -> bool:
         """Take or renew the Lease; True if this process holds it now."""
