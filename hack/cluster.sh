@@ -100,6 +100,8 @@ ready() {
     "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1
 }
 
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; }
+
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@"; do
@@ -185,8 +187,8 @@ up() {
     # Only the API server (or the controller manager) stopped: start it again on the same
     # etcd, as after an API server restart in a real cluster. One that was told to stop
     # closes its port at once but drains its watches for a minute: stop it for good first.
-    if running kube-apiserver && ! wait_for 10 "kube-apiserver (pid $(cat "$CLUSTER_DIR/kube-apiserver.pid"))" ready; then
-      log "it runs but does not answer: stopping it to start it again"
+    if running kube-apiserver && ! wait_for 10 "kube-apiserver to listen on $API_PORT" listening; then
+      log "it runs but does not listen (stopping): stopping it to start it again"
       stop_one kube-apiserver
     fi
     running kube-apiserver || start_apiserver

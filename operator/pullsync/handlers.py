@@ -44,7 +44,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
-    settings.networking.error_backoffs = [1, 1, 2, 3, 5, 5, 5, 5]  # back within 5 s of an API server's return
+    # Back within 5 s of an API server's return; Kopf gives up after the last (then pullsync starts it again).
+    settings.networking.error_backoffs = [1, 1, 2, 3, *[5] * 24]
     settings.posting.enabled = False  # pullsync posts its own, deliberate, events
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
     memo.services = services = await Services.start(memo.config, fence=memo.get("fence"))
