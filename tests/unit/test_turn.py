@@ -97,3 +97,20 @@ def test_a_write_the_server_refused_is_not_remembered_but_one_that_may_have_happ
     with pytest.raises(kube.ApiError):
         asyncio.run(apply._apply_one(Answering(), write, writes))  # type: ignore[arg-type]
     assert (write in writes.begun) is remembered
+
+
+def test_a_write_ahead_that_could_not_be_saved_is_written_again_before_any_object() -> None:
+    loop = reconcile.SyncLoop.__new__(reconcile.SyncLoop)  # only the bookkeeping of record_ahead
+    new = planned("ConfigMap", "c", "cm.yaml")
+    loop.written = {}
+    loop.unsaved = {"inventory": inventory.dump([new.item.entry])}  # the last write-ahead failed
+    sent: list[reconcile.Result] = []
+
+    async def finish(body: Any, result: reconcile.Result, **_: Any) -> None:
+        sent.append(result)
+
+    loop.finish = finish  # type: ignore[method-assign]
+    turn = reconcile.Turn("main@sha1:abc", [new.item.entry])  # the status as this loop knows it
+    asyncio.run(loop.record_ahead(turn, {"status": {}}, [new.item], [new]))
+    [ahead] = sent
+    assert ahead.entries == [new.item.entry]  # written again, once

@@ -573,13 +573,15 @@ class SyncLoop(loops.ObjectLoop):
         no status can follow, by SIGKILL or the leadership lost, leaves nothing it wrote
         unrecorded), and say Progressing for a new revision or spec that changes something
         (a first sync of thousands of objects takes a while). A drift check, a retry, or a
-        commit that changes nothing live writes no status here."""
-        known = {e.id for e in turn.old}
-        new = [i.entry for i in items if i.entry.id not in known]
+        commit that changes nothing live writes no status here; a retry after a write-ahead
+        that could not be saved writes it again (what is only `unsaved` is not recorded)."""
+        saved = {e.id for e in inventory.load({**(body.get("status") or {}), **self.written})}  # not `unsaved`
+        new = [i.entry for i in items if i.entry.id not in saved]
         writes = any(p.changed for p in planned) or any(i.deferred for i in items)
         if not new and not (turn.news and writes):
             return
-        turn.old = turn.old + new
+        held = {e.id for e in turn.old}
+        turn.old = turn.old + [e for e in new if e.id not in held]
         applying = Outcome.progressing(f"applying revision {turn.revision}")
         await self.finish(body, Result(applying, revision=turn.revision, entries=turn.old))
 
