@@ -91,41 +91,18 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     tenancy.add_argument("--allow-remote-bases", action="store_true", help=local.REMOTE_HELP)
     defaults = config.Config().limits
     limits = run.add_argument_group("limits (per Sync; exceeding one fails only that Sync)")
-    limits.add_argument(
-        "--max-file-bytes", type=int, default=defaults.file_bytes, help="bytes per manifest file [%(default)s]"
-    )
-    limits.add_argument(
-        "--max-total-bytes", type=int, default=defaults.total_bytes, help="bytes of manifests [%(default)s]"
-    )
-    limits.add_argument("--max-objects", type=int, default=defaults.objects, help="objects [%(default)s]")
-    limits.add_argument(
-        "--max-yaml-aliases", type=int, default=defaults.aliases, help="YAML aliases per file [%(default)s]"
-    )
-    limits.add_argument("--max-yaml-depth", type=int, default=defaults.depth, help="YAML nesting depth [%(default)s]")
-    limits.add_argument(
-        "--max-yaml-nodes",
-        type=int,
-        default=defaults.nodes,
-        help="YAML nodes per document after alias expansion [%(default)s]",
-    )
-    limits.add_argument(
-        "--render-timeout",
-        type=float,
-        default=defaults.render_seconds,
-        help="seconds per kustomize or helm run [%(default)s]",
-    )
-    limits.add_argument(
-        "--render-memory",
-        type=int,
-        default=defaults.render_memory,
-        help="bytes of memory per kustomize or helm run [%(default)s]",
-    )
-    limits.add_argument(
-        "--max-fetch-bytes",
-        type=int,
-        default=config.Config().max_fetch_bytes,
-        help="bytes received per git fetch [%(default)s]",
-    )
+    for flag, kind, default, what in (
+        ("--max-file-bytes", int, defaults.file_bytes, "bytes per manifest file"),
+        ("--max-total-bytes", int, defaults.total_bytes, "bytes of manifests"),
+        ("--max-objects", int, defaults.objects, "objects"),
+        ("--max-yaml-aliases", int, defaults.aliases, "YAML aliases per file"),
+        ("--max-yaml-depth", int, defaults.depth, "YAML nesting depth"),
+        ("--max-yaml-nodes", int, defaults.nodes, "YAML nodes per document after alias expansion"),
+        ("--render-timeout", float, defaults.render_seconds, "seconds per kustomize or helm run"),
+        ("--render-memory", int, defaults.render_memory, "bytes of memory per kustomize or helm run"),
+        ("--max-fetch-bytes", int, config.Config().max_fetch_bytes, "bytes received per git fetch"),
+    ):
+        limits.add_argument(flag, type=kind, default=default, help=f"{what} [%(default)s]")
     ha = run.add_argument_group("high availability")
     ha.add_argument(
         "--leader-elect", action="store_true", help="reconcile only while holding a Lease (for replicas > 1)"
