@@ -51,3 +51,14 @@ def test_a_campaign_rides_out_an_api_server_that_is_away(caplog: Any) -> None:
     assert asyncio.run(election.acquire(lambda: stood_by.append(True), asyncio.Event()))
     assert "campaigning for the Lease ops/pullsync failed: get /lease: cannot reach the API server" in caplog.text
     assert stood_by == [True]
+
+
+def test_a_lease_it_may_not_use_ends_the_campaign() -> None:
+    election = leader.Election(Gone(), namespace="ops", name="pullsync", identity="me", retry=0.01)  # type: ignore[arg-type]
+
+    async def forbidden() -> bool:
+        raise kube.ApiError(403, {"message": "leases is forbidden"}, verb="get", path="/lease")
+
+    election._try = forbidden  # type: ignore[method-assign]
+    with pytest.raises(kube.ApiError, match="forbidden"):
+        asyncio.run(election.acquire(lambda: None, asyncio.Event()))

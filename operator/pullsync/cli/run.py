@@ -46,7 +46,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         description="Run the operator: reconcile the GitRepositories, Syncs and Previews of the watched namespaces "
         "(of this shard) until SIGTERM or SIGINT, serving webhooks, /metrics, /healthz and /readyz.",
         epilog="exit codes:\n  0  stopped (SIGTERM, SIGINT)\n  1  lost its leader Lease (--leader-elect)\n"
-        "  2  a bad flag, an address it cannot listen on, or no usable kubeconfig (said before anything starts)",
+        "  2  a bad flag, an address it cannot listen on, no usable kubeconfig (said before anything starts), "
+        "or a Lease it may not use (forbidden, no such namespace)",
     )
     run.set_defaults(handler=main)
     scope = run.add_mutually_exclusive_group()
@@ -216,7 +217,12 @@ async def _run(cfg: config.Config) -> int:
     keeper: asyncio.Task[None] | None = None
     try:
         if cfg.leader_elect:
-            election = await _campaign(cfg, client, ready)
+            try:
+                election = await _campaign(cfg, client, ready)
+            except kube.ApiError as e:
+                lease = f"{cfg.leader_election_namespace}/{cfg.leader_election_id}"
+                log.error("cannot campaign for the Lease %s: %s", lease, e)
+                return 2
             if election is None:
                 return 0  # stopped while waiting
             keeper = asyncio.create_task(election.keep())
@@ -249,6 +255,8 @@ async def _run(cfg: config.Config) -> int:
     finally:
         if keeper is not None:
             keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await keeper  # a renewal in flight lands before the release reads the Lease
         if election is not None:
             await election.release()
         await servers.stop()

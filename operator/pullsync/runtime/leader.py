@@ -72,7 +72,9 @@ class Election:
                     log.info("waiting to become the leader (Lease %s/%s)", self.namespace, self.name)
                     announced = True
                     stand_by()
-            except kube.ApiError as e:  # the API server is away or refuses: campaign on
+            except kube.ApiError as e:
+                if not kube.transient(e):  # forbidden, no such namespace: no retry mends that
+                    raise
                 log.warning("campaigning for the Lease %s/%s failed: %s", self.namespace, self.name, e)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.retry)
