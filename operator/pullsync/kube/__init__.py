@@ -51,6 +51,9 @@ def unavailable(error: BaseException) -> bool:
     return isinstance(error, ApiError) and error.status in (0, 429, 503)
 
 
+UNTYPED_APPLY = "failed to create typed patch object"  # before 1.22, as a 500
+
+
 def transient(error: BaseException) -> bool:
     """An error that says nothing about the request, only about the server's state right
     now (no answer, throttled, 5xx): worth a retry soon."""
@@ -61,9 +64,6 @@ def invalid(error: ApiError) -> bool:
     """The server refused what the request says (400, 422), including the 500 with which API
     servers before 1.22 refuse an apply body that does not fit the schema."""
     return error.status in (400, 422) or (error.status == 500 and error.message.startswith(UNTYPED_APPLY))
-
-
-UNTYPED_APPLY = "failed to create typed patch object"
 
 
 class Unreachable(ApiError):

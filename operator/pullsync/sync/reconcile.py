@@ -359,8 +359,8 @@ class SyncLoop(loops.ObjectLoop):
                 now=clock.now(),
                 changed=bool(result.changes),
             )
-        level = logging.INFO if result.changes or result.outcome.ready != "True" else logging.DEBUG
-        level = logging.WARNING if result.warns else level
+        quiet = not result.changes and result.outcome.ready == "True"
+        level = logging.WARNING if result.warns else logging.DEBUG if quiet else logging.INFO
         counts = ""
         if result.plan:
             p = result.plan

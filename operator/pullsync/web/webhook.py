@@ -79,11 +79,11 @@ class Receiver:
     GitRepository, and the leader polls when its watch sees that, as for `pullsync
     reconcile gitrepo`. Only GitRepositories of this operator's namespaces and shard."""
 
-    def __init__(self, client: kube.Client, cfg: config.Config, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, client: kube.Client, cfg: config.Config) -> None:
         self.client = client  # the process's own: reads, and the annotation (never fenced)
         self.shard = cfg.shard
         self.namespaces = cfg.namespaces
-        self.limiter = limiter or RateLimiter()
+        self.limiter = RateLimiter()
         self.bus: bus.Bus | None = None
 
     def lead(self, signals: bus.Bus | None) -> None:
